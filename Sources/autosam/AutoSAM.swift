@@ -1,0 +1,22 @@
+import ArgumentParser
+import CardiacImaging
+import Foundation
+
+@main
+struct AutoSAMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autosam",
+        abstract: "Cardiac MRI segmentation with a frozen SAM encoder and a small trained head.",
+        version: BuildInfo.version,
+        subcommands: [InfoCommand.self])
+}
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Print the version and the libraries in use.")
+
+    func run() throws {
+        print("autosam \(BuildInfo.version)")
+        print("BLAS: \(BuildInfo.blasConfig), threads \(BuildInfo.blasThreads)")
+    }
+}
