@@ -38,11 +38,19 @@ static void copy_dmat(const nifti_dmat44 *m, double out[16]) {
         for (int c = 0; c < 4; c++) out[r * 4 + c] = m->m[r][c];
 }
 
-static void fill_header(const nifti_image *nim, asn_nifti_header *hdr) {
+// The header version as stored (1 or 2; 0 for ANALYZE, -1 when unreadable). nifti2_io's
+// nifti_type reports single-file NIfTI-2 as NIFTI1_1, so ask the header itself.
+static int stored_version(const char *path) {
+    int nver = -1;
+    void *h = nifti_read_header(path, &nver, 1);
+    if (h == NULL) return -1;
+    free(h);
+    return nver;
+}
+
+static void fill_header(const nifti_image *nim, int version, asn_nifti_header *hdr) {
     memset(hdr, 0, sizeof(*hdr));
-    hdr->nifti_version = (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 ||
-                          nim->nifti_type == NIFTI_FTYPE_NIFTI2_2) ? 2
-                         : (nim->nifti_type == NIFTI_FTYPE_ANALYZE ? 0 : 1);
+    hdr->nifti_version = version;
     hdr->datatype = nim->datatype;
     hdr->nbyper = nim->nbyper;
     for (int i = 0; i < 8; i++) {
@@ -83,7 +91,7 @@ static int file_exists(const char *path, int64_t *size) {
 
 // Opens and validates the header; returns NULL with err set on any problem.
 static nifti_image *open_checked(const char *path, int64_t max_bytes, char *err, size_t errlen,
-                                 int *code) {
+                                 int *code, int *version) {
     quiet_library();
     int64_t fsize = 0;
     if (!file_exists(path, &fsize)) {
@@ -91,7 +99,7 @@ static nifti_image *open_checked(const char *path, int64_t max_bytes, char *err,
         *code = 1;
         return NULL;
     }
-    if (fsize < 348) {
+    if (!nifti_is_gzfile(path) && fsize < 348) {
         set_err(err, errlen, "file too small to hold a NIfTI header (%lld bytes)",
                 (long long)fsize);
         *code = 2;
@@ -103,7 +111,8 @@ static nifti_image *open_checked(const char *path, int64_t max_bytes, char *err,
         *code = 2;
         return NULL;
     }
-    if (nim->nifti_type == NIFTI_FTYPE_ANALYZE) {
+    *version = stored_version(path);
+    if (nim->nifti_type == NIFTI_FTYPE_ANALYZE || *version == 0) {
         nifti_image_free(nim);
         set_err(err, errlen, "ANALYZE 7.5 file: it carries no reliable orientation; convert it to NIfTI");
         *code = 3;
@@ -171,10 +180,10 @@ static nifti_image *open_checked(const char *path, int64_t max_bytes, char *err,
 }
 
 int asn_nifti_read_header(const char *path, asn_nifti_header *hdr, char *err, size_t errlen) {
-    int code = 0;
-    nifti_image *nim = open_checked(path, 0, err, errlen, &code);
+    int code = 0, version = 1;
+    nifti_image *nim = open_checked(path, 0, err, errlen, &code, &version);
     if (nim == NULL) return code;
-    fill_header(nim, hdr);
+    fill_header(nim, version, hdr);
     nifti_image_free(nim);
     return 0;
 }
@@ -182,8 +191,8 @@ int asn_nifti_read_header(const char *path, asn_nifti_header *hdr, char *err, si
 int asn_nifti_read(const char *path, int64_t max_bytes, asn_nifti_header *hdr, void **data,
                    char *err, size_t errlen) {
     *data = NULL;
-    int code = 0;
-    nifti_image *nim = open_checked(path, max_bytes, err, errlen, &code);
+    int code = 0, version = 1;
+    nifti_image *nim = open_checked(path, max_bytes, err, errlen, &code, &version);
     if (nim == NULL) return code;
     if (nifti_image_load(nim) != 0 || nim->data == NULL) {
         set_err(err, errlen, "voxel data truncated or corrupt (expected %lld bytes)",
@@ -191,7 +200,7 @@ int asn_nifti_read(const char *path, int64_t max_bytes, asn_nifti_header *hdr, v
         nifti_image_free(nim);
         return 6;
     }
-    fill_header(nim, hdr);
+    fill_header(nim, version, hdr);
     *data = nim->data;
     nim->data = NULL;
     nifti_image_free(nim);
@@ -245,30 +254,65 @@ int asn_nifti_write(const char *path, const asn_nifti_header *hdr, const void *d
     memcpy(nim->intent_name, hdr->intent_name, sizeof(nim->intent_name));
     nim->intent_name[sizeof(nim->intent_name) - 1] = 0;
     nim->nifti_type = (hdr->nifti_version == 2) ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
-    if (nifti_set_filenames(nim, path, 0, 1) != 0) {
-        set_err(err, errlen, "not a NIfTI file name (use .nii or .nii.gz): %s", path);
-        nifti_image_free(nim);
-        return 7;
+    // Header, the 4-byte extender (no extensions), then the voxels: 352 (NIfTI-1) or 544
+    // (NIfTI-2), both multiples of 16.
+    nim->iname_offset = (hdr->nifti_version == 2) ? 544 : 352;
+
+    // The header bytes come from nifti2_io's own conversion; the file itself is written here
+    // through znzlib, because Debian's nifti2_io (3.0.1) writes single-file NIfTI-2 as if it
+    // were a two-file pair (header overwritten by the data), and because this way every
+    // write and the final close are checked.
+    union { nifti_1_header n1; nifti_2_header n2; } h;
+    size_t hsize;
+    if (hdr->nifti_version == 2) {
+        if (nifti_convert_nim2n2hdr(nim, &h.n2) != 0) {
+            set_err(err, errlen, "nifti2_io could not build a NIfTI-2 header");
+            nifti_image_free(nim);
+            return 5;
+        }
+        memcpy(h.n2.magic, "n+2\0\r\n\032\n", 8);
+        h.n2.vox_offset = 544;
+        hsize = sizeof(nifti_2_header);
+    } else {
+        if (nifti_convert_nim2n1hdr(nim, &h.n1) != 0) {
+            set_err(err, errlen, "nifti2_io could not build a NIfTI-1 header");
+            nifti_image_free(nim);
+            return 5;
+        }
+        memcpy(h.n1.magic, "n+1\0", 4);
+        h.n1.vox_offset = 352;
+        hsize = sizeof(nifti_1_header);
     }
-    nifti_set_iname_offset(nim, hdr->nifti_version == 2 ? 2 : 1);
-    char mode[8] = "wb";
-    if (compression >= 1 && compression <= 9) snprintf(mode, sizeof(mode), "wb%d", compression);
-    nim->data = (void *)data;
-    // write_opts 3: write the data and leave the file open, so that the close result (where
-    // a full disk shows up for gzip streams) can be checked here.
-    znzFile fp = nifti_image_write_hdr_img2(nim, 3, mode, NULL, NULL);
-    nim->data = NULL;
-    int rc = 0;
-    if (fp == NULL) {
-        set_err(err, errlen, "could not write %s: %s", path, errno ? strerror(errno) : "write failed");
-        rc = 8;
-    } else if (Xznzclose(&fp) != 0) {
-        set_err(err, errlen, "could not finish writing %s: %s", path,
-                errno ? strerror(errno) : "close failed");
-        rc = 8;
-    }
+    size_t nbytes = (size_t)nim->nvox * (size_t)nim->nbyper;
     nifti_image_free(nim);
-    return rc;
+
+    size_t plen = strlen(path);
+    int gz = plen > 3 && strcmp(path + plen - 3, ".gz") == 0;
+    char mode[8] = "wb";
+    if (gz && compression >= 1 && compression <= 9) snprintf(mode, sizeof(mode), "wb%d", compression);
+    errno = 0;
+    znzFile fp = znzopen(path, mode, gz);
+    if (znz_isnull(fp)) {
+        set_err(err, errlen, "could not create %s: %s", path, errno ? strerror(errno) : "open failed");
+        return 8;
+    }
+    const char extender[4] = {0, 0, 0, 0};
+    int ok = znzwrite(&h, 1, hsize, fp) == hsize && znzwrite(extender, 1, 4, fp) == 4;
+    // Large buffers go in chunks: gzwrite takes an unsigned int length.
+    const char *p = (const char *)data;
+    size_t left = nbytes;
+    while (ok && left > 0) {
+        size_t chunk = left > ((size_t)1 << 30) ? ((size_t)1 << 30) : left;
+        ok = znzwrite(p, 1, chunk, fp) == chunk;
+        p += chunk;
+        left -= chunk;
+    }
+    int close_rc = Xznzclose(&fp);
+    if (!ok || close_rc != 0) {
+        set_err(err, errlen, "could not write %s: %s", path, errno ? strerror(errno) : "write failed");
+        return 8;
+    }
+    return 0;
 }
 
 void asn_nifti_affine_to_quatern(const double affine[16], double *qb, double *qc, double *qd,

@@ -92,6 +92,9 @@ public enum NIfTI {
     /// Writes a volume atomically. Compression follows the name (`.nii.gz`); `compression`
     /// is the zlib level (0: library default).
     public static func write(_ volume: Volume, to path: String, compression: Int = 0) throws {
+        guard path.hasSuffix(".nii") || path.hasSuffix(".nii.gz") else {
+            throw ImagingError.writeFailed(path: path, reason: "a NIfTI file name must end in .nii or .nii.gz")
+        }
         var hdr = asn_nifti_header()
         let s = volume.shape
         let ndim = s.nt > 1 ? 4 : 3
