@@ -62,6 +62,31 @@ public enum PhantomGenerator {
         return try results.values()
     }
 
+    /// The ground-truth label map of one frame (0-based) of patient n, without rendering or
+    /// writing images: what `writePatient` writes as `_gt`.
+    public static func groundTruth(patient n: Int, seed: UInt64, frame t: Int) -> LabelMap {
+        let p = PhantomParameters.sample(seed: seed, patient: n, group: group(ofPatient: n))
+        let renderer = PhantomRenderer(model: HeartModel(p), seed: seed, patient: n)
+        var labels: [UInt8] = []
+        labels.reserveCapacity(p.nx * p.ny * p.nz)
+        for k in 0..<p.nz { labels += renderer.labels(renderer.classify(slice: k, frame: t)) }
+        return LabelMap(shape: GridShape(p.nx, p.ny, p.nz), geometry: geometry(p), labels: labels)
+    }
+
+    /// The truth record of patient n without writing anything.
+    public static func truth(patient n: Int, seed: UInt64) -> PhantomTruth {
+        let p = PhantomParameters.sample(seed: seed, patient: n, group: group(ofPatient: n))
+        return truth(id: String(format: "patient%03d", n), seed: seed, model: HeartModel(p))
+    }
+
+    static func truth(id: String, seed: UInt64, model: HeartModel) -> PhantomTruth {
+        let p = model.p
+        return PhantomTruth(
+            generator: version, seed: seed, patient: id, group: p.group.rawValue, edFrame: 1,
+            esFrame: p.esFrame + 1, sliceSpacingMM: p.sliceSpacing, pixelSpacingMM: p.pixelSpacing,
+            frames: (0..<p.nt).map { model.volumes(frame: $0) }, parameters: p)
+    }
+
     /// Generates one patient folder and returns its truth.
     public static func writePatient(number n: Int, seed: UInt64, outDir: String) throws -> PhantomTruth {
         let id = String(format: "patient%03d", n)
@@ -103,10 +128,7 @@ public enum PhantomGenerator {
             ed: 1, es: p.esFrame + 1, group: p.group.rawValue, heightCm: p.heightCm, weightKg: p.weightKg,
             frameCount: p.nt)
         try AtomicFile.write(info.text, to: folder + "/Info.cfg")
-        let truth = PhantomTruth(
-            generator: version, seed: seed, patient: id, group: p.group.rawValue, edFrame: 1,
-            esFrame: p.esFrame + 1, sliceSpacingMM: p.sliceSpacing, pixelSpacingMM: p.pixelSpacing,
-            frames: (0..<p.nt).map { model.volumes(frame: $0) }, parameters: p)
+        let truth = truth(id: id, seed: seed, model: model)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try enc.encode(truth), to: folder + "/phantom_truth.json")

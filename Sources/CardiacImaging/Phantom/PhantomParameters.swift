@@ -98,7 +98,7 @@ public struct PhantomParameters: Codable, Sendable {
             orientation: [r.uniform(-0.6, 0.6), r.uniform(-0.8, 0.8), r.uniform(-Double.pi, Double.pi)],
             worldOffset: [r.uniform(-40, 40), r.uniform(-40, 40), r.uniform(-40, 40)],
             centerX: 0, centerY: 0, inPlaneRotation: r.uniform(0, 2 * Double.pi),
-            lvRadius: r.uniform(22, 28), lvEllipticity: r.uniform(0.82, 0.98),
+            lvRadius: r.uniform(24, 29), lvEllipticity: r.uniform(0.82, 0.98),
             cavityLength: cavityLength, wallThickness: r.uniform(7, 10), septalExtra: 0,
             apexCap: r.uniform(5, 9), esScale: 0.62, basalDescent: r.uniform(6, 12),
             infarctAngle: 0, infarctWidth: 0, infarctThinning: 0,
@@ -120,7 +120,7 @@ public struct PhantomParameters: Codable, Sendable {
         case .normal:
             p.esScale = r.uniform(0.58, 0.68)
         case .dilated:
-            p.lvRadius = r.uniform(31, 38)
+            p.lvRadius = r.uniform(33, 40)
             p.wallThickness = r.uniform(5.5, 8)
             p.esScale = r.uniform(0.8, 0.9)
             p.basalDescent = r.uniform(2, 5)
@@ -132,7 +132,7 @@ public struct PhantomParameters: Codable, Sendable {
         case .abnormalRV:
             p.rvThickness = r.uniform(32, 42)
             p.rvSpan = r.uniform(2.7, 3.1)
-            p.rvEsScale = r.uniform(0.75, 0.9)
+            p.rvEsScale = r.uniform(0.84, 0.95)
             p.rvLength = cavityLength * r.uniform(0.75, 0.9)
         case .infarct:
             p.esScale = r.uniform(0.72, 0.82)
