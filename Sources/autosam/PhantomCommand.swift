@@ -16,6 +16,7 @@ struct PhantomCommand: ParsableCommand {
     @Option(help: "Number of patients.") var patients: Int = 20
     @Option(help: "Random seed: the same seed gives the same studies.") var seed: UInt64 = 1
     @Option(help: "Number of the first patient (patientNNN).") var first: Int = 1
+    @Flag(help: "Write only the ED and ES frames, not the 4D cine (small files).") var noCine = false
 
     func validate() throws {
         guard patients >= 1 && patients <= 999 else { throw ValidationError("--patients must be 1...999") }
@@ -24,7 +25,8 @@ struct PhantomCommand: ParsableCommand {
 
     func run() throws {
         let start = Date()
-        let truths = try PhantomGenerator.generate(into: out, patients: patients, seed: seed, first: first)
+        let truths = try PhantomGenerator.generate(
+            into: out, patients: patients, seed: seed, first: first, cine: !noCine)
         for t in truths {
             let p = t.parameters
             print(String(

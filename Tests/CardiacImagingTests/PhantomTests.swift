@@ -143,3 +143,24 @@ import Testing
         #expect(different)
     }
 }
+
+@Suite struct SampleStudyTests {
+    static let samples = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("samples/phantom").path
+
+    /// The committed samples read back, their grids agree, and their stats match their truth.
+    @Test func committedSamplesAreConsistent() throws {
+        let patients = try ACDCDataset.patients(in: Self.samples)
+        #expect(patients.count == 3)
+        for p in patients {
+            let (edImage, ed) = try p.labelledFrame(p.info.ed)
+            let (_, es) = try p.labelledFrame(p.info.es)
+            #expect(edImage.shape.spatial == ed.shape)
+            let truth = try PhantomTruth.read(p.folder + "/phantom_truth.json")
+            let r = try ClinicalStats.report(ed: ed, es: es, heightCm: p.info.heightCm, weightKg: p.info.weightKg)
+            #expect(abs(r.lv.edv - truth.ed.lvDiscML) / truth.ed.lvDiscML < 0.05)
+            #expect(abs(r.lv.esv - truth.es.lvDiscML) / truth.es.lvDiscML < 0.05)
+            #expect(r.bsa != nil && r.lv.edvIndex != nil)
+        }
+    }
+}

@@ -53,11 +53,14 @@ public enum PhantomGenerator {
     /// Generates patients `first ..< first + count` into `outDir`, in parallel over patients.
     /// The same seed gives the same files whatever the thread count.
     @discardableResult
-    public static func generate(into outDir: String, patients count: Int, seed: UInt64, first: Int = 1) throws -> [PhantomTruth] {
+    /// With `cine: false` only the ED and ES frames are rendered and no 4D file is written.
+    public static func generate(
+        into outDir: String, patients count: Int, seed: UInt64, first: Int = 1, cine: Bool = true
+    ) throws -> [PhantomTruth] {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let results = ResultBox<PhantomTruth>(count: count)
         DispatchQueue.concurrentPerform(iterations: count) { n in
-            results.set(n, Result { try writePatient(number: first + n, seed: seed, outDir: outDir) })
+            results.set(n, Result { try writePatient(number: first + n, seed: seed, outDir: outDir, cine: cine) })
         }
         return try results.values()
     }
@@ -88,7 +91,7 @@ public enum PhantomGenerator {
     }
 
     /// Generates one patient folder and returns its truth.
-    public static func writePatient(number n: Int, seed: UInt64, outDir: String) throws -> PhantomTruth {
+    public static func writePatient(number n: Int, seed: UInt64, outDir: String, cine writeCine: Bool = true) throws -> PhantomTruth {
         let id = String(format: "patient%03d", n)
         let p = PhantomParameters.sample(seed: seed, patient: n, group: group(ofPatient: n))
         let model = HeartModel(p)
@@ -100,7 +103,7 @@ public enum PhantomGenerator {
         var cine = [Int16](repeating: 0, count: frameSize * p.nt)
         var gts: [Int: [UInt8]] = [:]
         let keyFrames = [0, p.esFrame]
-        for t in 0..<p.nt {
+        for t in 0..<p.nt where writeCine || keyFrames.contains(t) {
             var gt = keyFrames.contains(t) ? [UInt8](repeating: 0, count: frameSize) : []
             for k in 0..<p.nz {
                 let tissues = renderer.classify(slice: k, frame: t)
@@ -114,7 +117,7 @@ public enum PhantomGenerator {
         let cineVolume = Volume(
             shape: GridShape(p.nx, p.ny, p.nz, p.nt), geometry: geom, data: .int16(cine), timing: timing,
             descrip: "autosam phantom")
-        try NIfTI.write(cineVolume, to: "\(folder)/\(id)_4d.nii.gz", compression: 1)
+        if writeCine { try NIfTI.write(cineVolume, to: "\(folder)/\(id)_4d.nii.gz", compression: 1) }
         for t in keyFrames {
             let name = ACDCPatient.frameName(id, frame: t + 1)
             let frame = Volume(

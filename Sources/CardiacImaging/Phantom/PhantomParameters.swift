@@ -103,7 +103,7 @@ public struct PhantomParameters: Codable, Sendable {
             apexCap: r.uniform(5, 9), esScale: 0.62, basalDescent: r.uniform(6, 12),
             infarctAngle: 0, infarctWidth: 0, infarctThinning: 0,
             rvDirection: r.uniform(-0.3, 0.3), rvSpan: r.uniform(2.3, 2.8),
-            rvThickness: r.uniform(18, 28), rvLength: cavityLength * r.uniform(0.6, 0.8),
+            rvThickness: r.uniform(24, 32), rvLength: cavityLength * r.uniform(0.6, 0.8),
             rvEsScale: r.uniform(0.45, 0.6),
             valveTiltDirection: r.uniform(0, 2 * Double.pi), valveTilt: r.uniform(0.25, 0.5),
             valveOffset: r.uniform(0, 8),
@@ -130,7 +130,7 @@ public struct PhantomParameters: Codable, Sendable {
             p.septalExtra = r.uniform(0.2, 0.6)
             p.esScale = r.uniform(0.45, 0.58)
         case .abnormalRV:
-            p.rvThickness = r.uniform(32, 42)
+            p.rvThickness = r.uniform(36, 46)
             p.rvSpan = r.uniform(2.7, 3.1)
             p.rvEsScale = r.uniform(0.84, 0.95)
             p.rvLength = cavityLength * r.uniform(0.75, 0.9)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what autosam's build and tests need on a Debian 12 machine. Idempotent and fast
+# when everything is present: it only calls apt-get / pip for what is missing.
+#   - Debian packages: nifti2_io (libnifti2-dev, libniftiio-dev), OpenBLAS, zlib.
+#   - Python modules for the independent cross-check tests only (nibabel, scipy); the product
+#     itself never runs Python. Set AUTOSAM_SKIP_PYTHON=1 to skip them.
+set -euo pipefail
+
+if ! command -v swift >/dev/null 2>&1; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    echo "bootstrap: swift is at /opt/swift/usr/bin but not on PATH; add it: export PATH=/opt/swift/usr/bin:\$PATH" >&2
+  else
+    echo "bootstrap: no Swift toolchain found; install Swift 6 (https://swift.org/install/linux/)" >&2
+  fi
+  exit 1
+fi
+
+packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "bootstrap: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${AUTOSAM_SKIP_PYTHON:-0}" != "1" ] && command -v python3 >/dev/null 2>&1; then
+  if ! python3 -c "import nibabel, scipy.ndimage" 2>/dev/null; then
+    echo "bootstrap: installing the Python cross-check modules (nibabel, scipy)"
+    python3 -m pip install --quiet --disable-pip-version-check nibabel scipy 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nibabel scipy 2>/dev/null \
+      || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo";
+           DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-nibabel python3-scipy >/dev/null; }
+  fi
+fi
