@@ -12,6 +12,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Narrow C API over nifti2_io (Debian: libniftiio-dev, libnifti2-dev). nifti2_io.h
@@ -35,12 +37,40 @@ let package = Package(
             dependencies: ["CNIfTI", "CBLAS"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // Dense Float32 tensors, GEMM through the BLAS, the kernels the models need.
+        .target(
+            name: "Tensor",
+            dependencies: ["CBLAS"],
+            // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint
+            // slices per task), which Swift 6's strict Sendable checking cannot express.
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
+        ),
+        // Checkpoints (PyTorch .pth through a restricted unpickler, safetensors) and strict loading.
+        .target(
+            name: "NN",
+            dependencies: [
+                "Tensor",
+                .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The Segment Anything model: image encoder, prompt encoder, mask decoder.
+        .target(
+            name: "SegmentAnything",
+            dependencies: ["Tensor", "NN"],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
+        ),
         .executableTarget(
             name: "autosam",
             dependencies: [
-                "CardiacImaging",
+                "CardiacImaging", "SegmentAnything",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .testTarget(
+            name: "SegmentAnythingTests",
+            dependencies: ["SegmentAnything", "NN", "Tensor"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "CardiacImagingTests",

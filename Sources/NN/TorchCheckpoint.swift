@@ -1,0 +1,123 @@
+import Foundation
+import Tensor
+import ZIPFoundation
+
+/// Reads PyTorch `.pth` files written by `torch.save(state_dict)` (a zip archive holding
+/// `<name>/data.pkl` and raw tensor storages `<name>/data/<key>`), the format of the official
+/// SAM checkpoints. The pickle goes through `RestrictedUnpickler`: only tensors, never code.
+public enum TorchCheckpoint {
+    /// Loads every tensor as Float32 (float16/bfloat16/float64 storages are converted).
+    public static func load(_ path: String) throws -> [String: Tensor] {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CheckpointError.unreadable(path: path, reason: "no such file")
+        }
+        let archive: Archive
+        do {
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        } catch {
+            throw CheckpointError.notACheckpoint(path: path, reason: "not a zip archive (legacy or corrupt torch.save file)")
+        }
+        guard let pkl = archive.first(where: { $0.path.hasSuffix("data.pkl") }) else {
+            throw CheckpointError.notACheckpoint(path: path, reason: "no data.pkl in the archive")
+        }
+        let prefix = String(pkl.path.dropLast("data.pkl".count))
+        let pickle = try extract(archive, pkl, path: path)
+        var unpickler = RestrictedUnpickler(pickle)
+        let root = try unpickler.load()
+        guard case .dict(let entries, let order) = root else {
+            throw CheckpointError.notACheckpoint(path: path, reason: "the pickle is not a dict of tensors")
+        }
+        // Group tensors by storage so each storage is read once.
+        var refs: [(String, RestrictedUnpickler.TensorRef)] = []
+        for key in order {
+            switch entries[key]! {
+            case .tensor(let t): refs.append((key, t))
+            case .dict:
+                throw CheckpointError.notACheckpoint(path: path, reason: "'\(key)' holds a nested dict; pass the state dict itself")
+            default:
+                throw CheckpointError.notACheckpoint(path: path, reason: "'\(key)' is not a tensor")
+            }
+        }
+        let byStorage = Dictionary(grouping: refs, by: { $0.1.storage.key })
+        var out: [String: Tensor] = [:]
+        for (storageKey, tensors) in byStorage {
+            guard let entry = archive[prefix + "data/" + storageKey] else {
+                throw CheckpointError.truncatedStorage(key: tensors[0].0, needed: 1, available: 0)
+            }
+            let bytes = try extract(archive, entry, path: path)
+            for (name, ref) in tensors {
+                out[name] = try materialize(name, ref, bytes)
+            }
+        }
+        return out
+    }
+
+    static func extract(_ archive: Archive, _ entry: Entry, path: String) throws -> Data {
+        var data = Data()
+        data.reserveCapacity(Int(entry.uncompressedSize))
+        do {
+            _ = try archive.extract(entry, bufferSize: 1 << 20, skipCRC32: false) { data.append($0) }
+        } catch {
+            throw CheckpointError.unreadable(path: path, reason: "archive entry \(entry.path): \(error)")
+        }
+        return data
+    }
+
+    static func elementSize(_ dtype: String) -> Int? {
+        switch dtype {
+        case "FloatStorage", "IntStorage": 4
+        case "DoubleStorage", "LongStorage": 8
+        case "HalfStorage", "BFloat16Storage", "ShortStorage": 2
+        case "ByteStorage", "CharStorage", "BoolStorage": 1
+        default: nil
+        }
+    }
+
+    static func materialize(_ name: String, _ ref: RestrictedUnpickler.TensorRef, _ bytes: Data) throws -> Tensor {
+        let dtype = ref.storage.dtype
+        guard let esize = elementSize(dtype) else { throw CheckpointError.unsupportedDtype(key: name, dtype: dtype) }
+        guard ["FloatStorage", "HalfStorage", "BFloat16Storage", "DoubleStorage"].contains(dtype) else {
+            throw CheckpointError.unsupportedDtype(key: name, dtype: dtype)
+        }
+        let count = ref.size.reduce(1, *)
+        guard ref.size.allSatisfy({ $0 >= 0 }), ref.stride.count == ref.size.count, ref.offset >= 0 else {
+            throw CheckpointError.malformedPickle("tensor '\(name)' has an invalid size or stride")
+        }
+        // The last element's index decides how much storage is needed.
+        var last = ref.offset
+        for (s, st) in zip(ref.size, ref.stride) where s > 0 { last += (s - 1) * st }
+        let needed = count == 0 ? 0 : (last + 1) * esize
+        guard needed <= bytes.count else {
+            throw CheckpointError.truncatedStorage(key: name, needed: needed, available: bytes.count)
+        }
+        var values = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            func value(_ i: Int) -> Float {
+                switch dtype {
+                case "FloatStorage": return raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
+                case "DoubleStorage": return Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Double.self))
+                case "HalfStorage": return Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
+                default:  // BFloat16
+                    let b = raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)
+                    return Float(bitPattern: UInt32(b) << 16)
+                }
+            }
+            // Walk the logical indices in row-major order through the strides.
+            let rank = ref.size.count
+            var idx = [Int](repeating: 0, count: rank)
+            for o in 0..<count {
+                var src = ref.offset
+                for d in 0..<rank { src += idx[d] * ref.stride[d] }
+                values[o] = value(src)
+                var d = rank - 1
+                while d >= 0 {
+                    idx[d] += 1
+                    if idx[d] < ref.size[d] { break }
+                    idx[d] = 0
+                    d -= 1
+                }
+            }
+        }
+        return Tensor(shape: ref.size, data: values)
+    }
+}

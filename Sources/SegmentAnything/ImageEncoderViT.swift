@@ -1,0 +1,129 @@
+import NN
+import Tensor
+
+// Port of segment-anything's `modeling/image_encoder.py` (facebookresearch/segment-anything,
+// main branch): ViT with windowed and global attention, decomposed relative position bias,
+// and the 256-channel neck. Tokens are kept as [H * W, C] row-major (the PyTorch [B, H, W, C]
+// layout with B = 1).
+
+/// One transformer block's weights.
+struct EncoderBlock {
+    var norm1W: Tensor, norm1B: Tensor
+    var qkvW: Tensor, qkvB: Tensor
+    var projW: Tensor, projB: Tensor
+    var relPosH: Tensor?, relPosW: Tensor?
+    var norm2W: Tensor, norm2B: Tensor
+    var lin1W: Tensor, lin1B: Tensor
+    var lin2W: Tensor, lin2B: Tensor
+    /// 0 for global attention.
+    var windowSize: Int
+}
+
+/// SAM's image encoder: image [3, S, S] (already normalised and padded) -> embeddings
+/// [outChannels, S/16, S/16].
+public struct ImageEncoderViT: Sendable {
+    public let config: SAMConfig
+    let patchW: Tensor, patchB: Tensor
+    let posEmbed: Tensor  // [grid, grid, C]
+    let blocks: [EncoderBlock]
+    let neck0: Tensor, neck1W: Tensor, neck1B: Tensor, neck2: Tensor, neck3W: Tensor, neck3B: Tensor
+
+    static let layerNormEps: Float = 1e-6
+
+    /// Loads `image_encoder.*` from a state dict, strictly.
+    public init(config c: SAMConfig, weights store: ParameterStore, prefix: String = "image_encoder") throws {
+        config = c
+        let s = store.scoped(prefix)
+        let e = c.embedDim, g = c.gridSize
+        patchW = try s.take("patch_embed.proj.weight", shape: [e, 3, c.patchSize, c.patchSize])
+        patchB = try s.take("patch_embed.proj.bias", shape: [e])
+        posEmbed = try s.take("pos_embed", shape: [1, g, g, e]).reshaped([g, g, e])
+        var blocks: [EncoderBlock] = []
+        for i in 0..<c.depth {
+            let b = s.scoped("blocks.\(i)")
+            let ws = c.globalAttentionIndexes.contains(i) ? 0 : c.windowSize
+            let relSize = ws == 0 ? g : ws
+            blocks.append(EncoderBlock(
+                norm1W: try b.take("norm1.weight", shape: [e]), norm1B: try b.take("norm1.bias", shape: [e]),
+                qkvW: try b.take("attn.qkv.weight", shape: [3 * e, e]), qkvB: try b.take("attn.qkv.bias", shape: [3 * e]),
+                projW: try b.take("attn.proj.weight", shape: [e, e]), projB: try b.take("attn.proj.bias", shape: [e]),
+                relPosH: c.useRelPos ? try b.take("attn.rel_pos_h", shape: [2 * relSize - 1, c.headDim]) : nil,
+                relPosW: c.useRelPos ? try b.take("attn.rel_pos_w", shape: [2 * relSize - 1, c.headDim]) : nil,
+                norm2W: try b.take("norm2.weight", shape: [e]), norm2B: try b.take("norm2.bias", shape: [e]),
+                lin1W: try b.take("mlp.lin1.weight", shape: [c.mlpDim, e]), lin1B: try b.take("mlp.lin1.bias", shape: [c.mlpDim]),
+                lin2W: try b.take("mlp.lin2.weight", shape: [e, c.mlpDim]), lin2B: try b.take("mlp.lin2.bias", shape: [e]),
+                windowSize: ws))
+        }
+        self.blocks = blocks
+        let o = c.outChannels
+        neck0 = try s.take("neck.0.weight", shape: [o, e, 1, 1])
+        neck1W = try s.take("neck.1.weight", shape: [o])
+        neck1B = try s.take("neck.1.bias", shape: [o])
+        neck2 = try s.take("neck.2.weight", shape: [o, o, 3, 3])
+        neck3W = try s.take("neck.3.weight", shape: [o])
+        neck3B = try s.take("neck.3.bias", shape: [o])
+    }
+
+    /// Intermediate results, for parity checks against the reference.
+    public struct Trace {
+        public var patchEmbed: Tensor?
+        public var posAdded: Tensor?
+        public var blocks: [Tensor] = []
+    }
+
+    /// Runs the encoder on image[3, S, S]; returns [outChannels, S/16, S/16].
+    public func callAsFunction(_ image: Tensor, trace: UnsafeMutablePointer<Trace>? = nil) -> Tensor {
+        let c = config
+        precondition(image.shape.count == 3 && image.shape[0] == 3, "encoder input must be [3, H, W]")
+        let (h, w) = (image.shape[1] / c.patchSize, image.shape[2] / c.patchSize)
+        // Patch embedding: conv 16x16 stride 16 -> [C, h, w], then tokens [h*w, C].
+        var x = Conv.conv2d(image, weight: patchW, bias: patchB, stride: c.patchSize).reshaped([c.embedDim, h * w])
+            .permuted([1, 0])
+        trace?.pointee.patchEmbed = x
+        // Absolute position embedding (interpolated when the grid differs from the checkpoint's).
+        Ops.add(&x, positionEmbedding(height: h, width: w))
+        trace?.pointee.posAdded = x
+        for block in blocks {
+            forward(block, &x, height: h, width: w)
+            trace?.pointee.blocks.append(x)
+        }
+        // Neck on [C, h, w].
+        let chw = x.permuted([1, 0]).reshaped([c.embedDim, h, w])
+        var y = Conv.conv2d(chw, weight: neck0, bias: nil)
+        Ops.layerNorm2d(&y, weight: neck1W, bias: neck1B, eps: Self.layerNormEps)
+        y = Conv.conv2d(y, weight: neck2, bias: nil, padding: 1)
+        Ops.layerNorm2d(&y, weight: neck3W, bias: neck3B, eps: Self.layerNormEps)
+        return y
+    }
+
+    /// pos_embed as tokens [h*w, C]; resized bicubically when the grid is not the checkpoint's.
+    func positionEmbedding(height h: Int, width w: Int) -> Tensor {
+        let g = config.gridSize
+        if h == g && w == g { return posEmbed.reshaped([g * g, config.embedDim]) }
+        let chw = posEmbed.permuted([2, 0, 1])
+        return Resize.bicubic(chw, height: h, width: w).reshaped([config.embedDim, h * w]).permuted([1, 0])
+    }
+
+    func forward(_ b: EncoderBlock, _ x: inout Tensor, height h: Int, width w: Int) {
+        let c = config.embedDim
+        var xn = x
+        Ops.layerNorm(&xn, weight: b.norm1W, bias: b.norm1B, eps: Self.layerNormEps)
+        let attn = RelPosAttention(
+            heads: config.numHeads, qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB,
+            relPosH: b.relPosH, relPosW: b.relPosW)
+        let out: Tensor
+        if b.windowSize > 0 {
+            out = attn.windowed(xn, height: h, width: w, window: b.windowSize)
+        } else {
+            out = attn.global(xn, height: h, width: w)
+        }
+        Ops.add(&x, out)
+        var m = x
+        Ops.layerNorm(&m, weight: b.norm2W, bias: b.norm2B, eps: Self.layerNormEps)
+        m = GEMM.linear(m, weight: b.lin1W, bias: b.lin1B)
+        Ops.gelu(&m)
+        m = GEMM.linear(m, weight: b.lin2W, bias: b.lin2B)
+        Ops.add(&x, m)
+        _ = c
+    }
+}

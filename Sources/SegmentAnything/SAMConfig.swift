@@ -1,0 +1,46 @@
+/// Sizes of a Segment Anything model. The three official sizes differ only in the encoder's
+/// width, depth, heads and global-attention blocks (segment-anything `build_sam.py`).
+public struct SAMConfig: Codable, Equatable, Sendable {
+    public var name: String
+    // Image encoder
+    public var imageSize: Int
+    public var patchSize: Int
+    public var embedDim: Int
+    public var depth: Int
+    public var numHeads: Int
+    public var mlpRatio: Double
+    public var windowSize: Int
+    public var globalAttentionIndexes: [Int]
+    public var useRelPos: Bool
+    /// Encoder output channels = prompt embedding dim = mask decoder transformer dim.
+    public var outChannels: Int
+    // Prompt encoder and mask decoder
+    public var maskInChannels: Int
+    public var decoderDepth: Int
+    public var decoderMLPDim: Int
+    public var decoderHeads: Int
+    public var multimaskOutputs: Int
+    public var iouHeadDepth: Int
+    public var iouHeadHiddenDim: Int
+
+    public var gridSize: Int { imageSize / patchSize }
+    public var headDim: Int { embedDim / numHeads }
+    public var mlpDim: Int { Int(Double(embedDim) * mlpRatio) }
+
+    static func official(_ name: String, embed: Int, depth: Int, heads: Int, global: [Int]) -> SAMConfig {
+        SAMConfig(
+            name: name, imageSize: 1024, patchSize: 16, embedDim: embed, depth: depth, numHeads: heads, mlpRatio: 4,
+            windowSize: 14, globalAttentionIndexes: global, useRelPos: true, outChannels: 256, maskInChannels: 16,
+            decoderDepth: 2, decoderMLPDim: 2048, decoderHeads: 8, multimaskOutputs: 3, iouHeadDepth: 3,
+            iouHeadHiddenDim: 256)
+    }
+
+    public static let vitB = official("vit_b", embed: 768, depth: 12, heads: 12, global: [2, 5, 8, 11])
+    public static let vitL = official("vit_l", embed: 1024, depth: 24, heads: 16, global: [5, 11, 17, 23])
+    public static let vitH = official("vit_h", embed: 1280, depth: 32, heads: 16, global: [7, 15, 23, 31])
+
+    /// The registry of named sizes.
+    public static let registry: [String: SAMConfig] = ["vit_b": vitB, "vit_l": vitL, "vit_h": vitH]
+
+    public static func named(_ name: String) -> SAMConfig? { registry[name] }
+}

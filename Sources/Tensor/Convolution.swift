@@ -1,0 +1,92 @@
+/// Convolutions on single images laid out [C, H, W], as GEMMs.
+public enum Conv {
+    /// nn.Conv2d on x[Cin, H, W] with weight[Cout, Cin, kh, kw], stride, zero padding.
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) -> Tensor {
+        let (cin, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(cin == wcin, "conv2d: input channels \(cin) vs weight \(weight.shape)")
+        let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
+        let kdim = cin * kh * kw, npos = oh * ow
+        var out = [Float](repeating: 0, count: cout * npos)
+        if kh == 1 && kw == 1 && stride == 1 && padding == 0 {
+            // 1x1: out[Cout, HW] = W[Cout, Cin] @ x[Cin, HW]
+            x.data.withUnsafeBufferPointer { xp in
+                weight.data.withUnsafeBufferPointer { wp in
+                    out.withUnsafeMutableBufferPointer { o in
+                        GEMM.sgemm(false, false, m: cout, n: npos, k: cin, a: wp.baseAddress!, lda: cin,
+                                   b: xp.baseAddress!, ldb: npos, c: o.baseAddress!, ldc: npos)
+                    }
+                }
+            }
+        } else {
+            // im2col: cols[Cin*kh*kw, OH*OW]
+            var cols = [Float](repeating: 0, count: kdim * npos)
+            x.data.withUnsafeBufferPointer { xp in
+                cols.withUnsafeMutableBufferPointer { cp in
+                    for c in 0..<cin {
+                        for ky in 0..<kh {
+                            for kx in 0..<kw {
+                                let row = (c * kh + ky) * kw + kx
+                                for oy in 0..<oh {
+                                    let iy = oy * stride - padding + ky
+                                    guard iy >= 0 && iy < h else { continue }
+                                    for ox in 0..<ow {
+                                        let ix = ox * stride - padding + kx
+                                        if ix >= 0 && ix < w { cp[row * npos + oy * ow + ox] = xp[(c * h + iy) * w + ix] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            cols.withUnsafeBufferPointer { cp in
+                weight.data.withUnsafeBufferPointer { wp in
+                    out.withUnsafeMutableBufferPointer { o in
+                        GEMM.sgemm(false, false, m: cout, n: npos, k: kdim, a: wp.baseAddress!, lda: kdim,
+                                   b: cp.baseAddress!, ldb: npos, c: o.baseAddress!, ldc: npos)
+                    }
+                }
+            }
+        }
+        if let bias {
+            for c in 0..<cout { for i in 0..<npos { out[c * npos + i] += bias.data[c] } }
+        }
+        return Tensor(shape: [cout, oh, ow], data: out)
+    }
+
+    /// nn.ConvTranspose2d with kernel == stride (no overlap, no padding) on x[Cin, H, W],
+    /// weight[Cin, Cout, k, k].
+    public static func convTranspose2dNonOverlapping(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+        let (cin, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let (wcin, cout, k, k2) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(cin == wcin && k == k2)
+        let hw = h * w, ck = cout * k * k
+        // cols[Cout*k*k, HW] = W^T[Cout*k*k, Cin] @ x[Cin, HW]
+        var cols = [Float](repeating: 0, count: ck * hw)
+        x.data.withUnsafeBufferPointer { xp in
+            weight.data.withUnsafeBufferPointer { wp in
+                cols.withUnsafeMutableBufferPointer { cp in
+                    GEMM.sgemm(true, false, m: ck, n: hw, k: cin, a: wp.baseAddress!, lda: ck, b: xp.baseAddress!,
+                               ldb: hw, c: cp.baseAddress!, ldc: hw)
+                }
+            }
+        }
+        let oh = h * k, ow = w * k
+        var out = [Float](repeating: 0, count: cout * oh * ow)
+        for c in 0..<cout {
+            let b = bias?.data[c] ?? 0
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    let row = (c * k + ky) * k + kx
+                    for y in 0..<h {
+                        for xx in 0..<w {
+                            out[(c * oh + y * k + ky) * ow + xx * k + kx] = cols[row * hw + y * w + xx] + b
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [cout, oh, ow], data: out)
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+
+/// Element-wise and normalisation kernels with PyTorch's semantics.
+public enum Ops {
+    /// In place: x += y (same shape).
+    public static func add(_ x: inout Tensor, _ y: Tensor) {
+        precondition(x.count == y.count, "add: \(x.shape) vs \(y.shape)")
+        x.data.withUnsafeMutableBufferPointer { xp in
+            y.data.withUnsafeBufferPointer { yp in for i in 0..<xp.count { xp[i] += yp[i] } }
+        }
+    }
+
+    /// In place: x += bias over the last dimension.
+    public static func addBias(_ x: inout Tensor, _ bias: Tensor) {
+        let n = bias.count
+        x.data.withUnsafeMutableBufferPointer { xp in
+            bias.data.withUnsafeBufferPointer { bp in
+                for r in 0..<(xp.count / n) { for c in 0..<n { xp[r * n + c] += bp[c] } }
+            }
+        }
+    }
+
+    /// GELU, the exact (erf) form of nn.GELU().
+    public static func gelu(_ x: inout Tensor) {
+        // The buffer is taken once, outside the parallel region: tasks touch disjoint ranges.
+        x.data.withUnsafeMutableBufferPointer { p in
+            Parallel.chunks(p.count, minimum: 65536) { r in
+                for i in r {
+                    let v = p[i]
+                    p[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
+                }
+            }
+        }
+    }
+
+    public static func relu(_ x: inout Tensor) {
+        x.data.withUnsafeMutableBufferPointer { p in for i in 0..<p.count where p[i] < 0 { p[i] = 0 } }
+    }
+
+    /// LayerNorm over the last dimension (nn.LayerNorm), in place.
+    public static func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float) {
+        let n = weight.count
+        precondition(x.shape.last == n, "layerNorm: \(x.shape) vs \(n)")
+        let rows = x.count / n
+        x.data.withUnsafeMutableBufferPointer { p in
+            weight.data.withUnsafeBufferPointer { w in
+                bias.data.withUnsafeBufferPointer { b in
+                    Parallel.chunks(rows, minimum: 64) { range in
+                        for r in range {
+                            let row = p.baseAddress! + r * n
+                            var mean: Float = 0
+                            for i in 0..<n { mean += row[i] }
+                            mean /= Float(n)
+                            var v: Float = 0
+                            for i in 0..<n {
+                                let d = row[i] - mean
+                                v += d * d
+                            }
+                            let inv = 1 / (v / Float(n) + eps).squareRoot()
+                            for i in 0..<n { row[i] = (row[i] - mean) * inv * w[i] + b[i] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// SAM's LayerNorm2d on [C, H, W]: normalises over C at each position, in place.
+    public static func layerNorm2d(_ x: inout Tensor, weight: Tensor, bias: Tensor, eps: Float) {
+        let c = x.shape[0], hw = x.count / c
+        x.data.withUnsafeMutableBufferPointer { p in
+            var mean = [Float](repeating: 0, count: hw), varr = [Float](repeating: 0, count: hw)
+            for ch in 0..<c { for i in 0..<hw { mean[i] += p[ch * hw + i] } }
+            for i in 0..<hw { mean[i] /= Float(c) }
+            for ch in 0..<c {
+                for i in 0..<hw {
+                    let d = p[ch * hw + i] - mean[i]
+                    varr[i] += d * d
+                }
+            }
+            for i in 0..<hw { varr[i] = 1 / (varr[i] / Float(c) + eps).squareRoot() }
+            for ch in 0..<c {
+                let w = weight.data[ch], b = bias.data[ch]
+                for i in 0..<hw { p[ch * hw + i] = (p[ch * hw + i] - mean[i]) * varr[i] * w + b }
+            }
+        }
+    }
+
+    /// Softmax over each row of length n of a buffer, in place (max-subtracted).
+    @inline(__always)
+    public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        for r in 0..<rows {
+            let row = p + r * n
+            var m = -Float.infinity
+            for i in 0..<n { m = max(m, row[i]) }
+            var s: Float = 0
+            for i in 0..<n {
+                let e = expf(row[i] - m)
+                row[i] = e
+                s += e
+            }
+            let inv = 1 / s
+            for i in 0..<n { row[i] *= inv }
+        }
+    }
+
+    /// Softmax over the last dimension.
+    public static func softmax(_ x: inout Tensor) {
+        let n = x.shape.last!
+        x.data.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: $0.count / n, n: n) }
+    }
+}

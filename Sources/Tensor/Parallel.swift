@@ -1,0 +1,42 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// Work splitting over the machine's cores. BLAS calls made inside `parallelFor` bodies run
+/// single-threaded (OpenBLAS's own pool is paused), so the two never oversubscribe the cores.
+public enum Parallel {
+    /// Number of worker threads (cores), overridable with AUTOSAM_THREADS.
+    public static let threads: Int = {
+        if let s = ProcessInfo.processInfo.environment["AUTOSAM_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    private static let lock = NSLock()
+
+    /// Runs `body(i)` for i in 0..<n on all cores. BLAS is single-threaded meanwhile.
+    public static func forEach(_ n: Int, _ body: (Int) -> Void) {
+        guard n > 1 && threads > 1 else {
+            for i in 0..<n { body(i) }
+            return
+        }
+        lock.lock()
+        let saved = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        DispatchQueue.concurrentPerform(iterations: n, execute: body)
+        openblas_set_num_threads(saved)
+        lock.unlock()
+    }
+
+    /// Splits 0..<n into contiguous chunks, one per thread, and runs `body(range)` for each.
+    public static func chunks(_ n: Int, minimum: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = max(1, min(threads, n / max(minimum, 1)))
+        if parts == 1 {
+            body(0..<n)
+            return
+        }
+        forEach(parts) { p in
+            let lo = n * p / parts, hi = n * (p + 1) / parts
+            body(lo..<hi)
+        }
+    }
+}
