@@ -32,6 +32,15 @@ let package = Package(
         ),
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        // Element-wise hot loops in C, compiled per instruction set (AVX-512, AVX2, baseline)
+        // and dispatched at load time.
+        .target(
+            name: "CKernels",
+            path: "Sources/CKernels",
+            cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"])]
+        ),
+        // oneDNN's sgemm (Debian: libdnnl-dev), chosen by measurement as the default GEMM.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .target(
             name: "CardiacImaging",
             dependencies: ["CNIfTI", "CBLAS"],
@@ -40,7 +49,7 @@ let package = Package(
         // Dense Float32 tensors, GEMM through the BLAS, the kernels the models need.
         .target(
             name: "Tensor",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CDNNL", "CKernels"],
             // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint
             // slices per task), which Swift 6's strict Sendable checking cannot express.
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]

@@ -15,7 +15,7 @@ if ! command -v swift >/dev/null 2>&1; then
   exit 1
 fi
 
-packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev)
+packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev libdcmtk-dev dcmtk dicom3tools libdnnl-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,10 +29,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ "${AUTOSAM_SKIP_PYTHON:-0}" != "1" ] && command -v python3 >/dev/null 2>&1; then
-  if ! python3 -c "import nibabel, scipy.ndimage" 2>/dev/null; then
-    echo "bootstrap: installing the Python cross-check modules (nibabel, scipy)"
-    python3 -m pip install --quiet --disable-pip-version-check nibabel scipy 2>/dev/null \
-      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nibabel scipy 2>/dev/null \
+  if ! python3 -c "import nibabel, scipy.ndimage, pydicom, highdicom" 2>/dev/null; then
+    echo "bootstrap: installing the Python cross-check modules (nibabel, scipy, pydicom, highdicom)"
+    python3 -m pip install --quiet --disable-pip-version-check nibabel scipy pydicom highdicom 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nibabel scipy pydicom highdicom 2>/dev/null \
       || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo";
            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-nibabel python3-scipy >/dev/null; }
   fi

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Element-wise and normalisation kernels with PyTorch's semantics.
@@ -20,16 +21,12 @@ public enum Ops {
         }
     }
 
-    /// GELU, the exact (erf) form of nn.GELU().
+    /// GELU, the erf form of nn.GELU() (erf to ~1e-7 absolute).
     public static func gelu(_ x: inout Tensor) {
         // The buffer is taken once, outside the parallel region: tasks touch disjoint ranges.
         x.data.withUnsafeMutableBufferPointer { p in
-            Parallel.chunks(p.count, minimum: 65536) { r in
-                for i in r {
-                    let v = p[i]
-                    p[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752))
-                }
-            }
+            let base = p.baseAddress!
+            Parallel.chunks(p.count, minimum: 65536) { r in asn_gelu(base + r.lowerBound, r.count) }
         }
     }
 
@@ -45,20 +42,9 @@ public enum Ops {
         x.data.withUnsafeMutableBufferPointer { p in
             weight.data.withUnsafeBufferPointer { w in
                 bias.data.withUnsafeBufferPointer { b in
+                    let base = p.baseAddress!, wp = w.baseAddress!, bp = b.baseAddress!
                     Parallel.chunks(rows, minimum: 64) { range in
-                        for r in range {
-                            let row = p.baseAddress! + r * n
-                            var mean: Float = 0
-                            for i in 0..<n { mean += row[i] }
-                            mean /= Float(n)
-                            var v: Float = 0
-                            for i in 0..<n {
-                                let d = row[i] - mean
-                                v += d * d
-                            }
-                            let inv = 1 / (v / Float(n) + eps).squareRoot()
-                            for i in 0..<n { row[i] = (row[i] - mean) * inv * w[i] + b[i] }
-                        }
+                        asn_layernorm_rows(base + range.lowerBound * n, range.count, n, wp, bp, eps)
                     }
                 }
             }
@@ -89,19 +75,7 @@ public enum Ops {
     /// Softmax over each row of length n of a buffer, in place (max-subtracted).
     @inline(__always)
     public static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
-        for r in 0..<rows {
-            let row = p + r * n
-            var m = -Float.infinity
-            for i in 0..<n { m = max(m, row[i]) }
-            var s: Float = 0
-            for i in 0..<n {
-                let e = expf(row[i] - m)
-                row[i] = e
-                s += e
-            }
-            let inv = 1 / s
-            for i in 0..<n { row[i] *= inv }
-        }
+        asn_softmax_rows(p, rows, n)
     }
 
     /// Softmax over the last dimension.

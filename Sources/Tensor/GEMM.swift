@@ -1,7 +1,23 @@
 import CBLAS
+import CDNNL
+import Foundation
 
-/// Matrix products through the BLAS (row-major sgemm).
+/// Which library computes matrix products. oneDNN picks its AVX-512 / AMX kernels at run time
+/// on its own; Debian's OpenBLAS 0.3.21 does not recognise recent CPUs and falls back to slow
+/// generic kernels unless OPENBLAS_CORETYPE is set (see docs/PERFORMANCE.md for the numbers).
+public enum GEMMBackend: String, Sendable, CaseIterable {
+    case onednn
+    case openblas
+}
+
+/// Matrix products (row-major sgemm) through the chosen backend.
 public enum GEMM {
+    /// The backend, from AUTOSAM_GEMM (onednn | openblas); oneDNN by default.
+    public static let defaultBackend: GEMMBackend =
+        ProcessInfo.processInfo.environment["AUTOSAM_GEMM"].flatMap(GEMMBackend.init(rawValue:)) ?? .onednn
+
+    nonisolated(unsafe) public static var backend: GEMMBackend = defaultBackend
+
     /// C[M,N] = alpha * op(A) @ op(B) + beta * C, on raw row-major buffers.
     @inline(__always)
     public static func sgemm(
@@ -9,9 +25,17 @@ public enum GEMM {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        switch backend {
+        case .onednn:
+            let st = dnnl_sgemm(
+                transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                beta, c, Int64(ldc))
+            precondition(st == dnnl_success, "dnnl_sgemm failed (\(st)) for \(m)x\(n)x\(k)")
+        case .openblas:
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
 
     /// x[N, in] @ weight[out, in]^T + bias[out] -> [N, out] (PyTorch's nn.Linear).

@@ -1,9 +1,11 @@
 import CBLAS
+import CDNNL
 import Dispatch
 import Foundation
 
-/// Work splitting over the machine's cores. BLAS calls made inside `parallelFor` bodies run
-/// single-threaded (OpenBLAS's own pool is paused), so the two never oversubscribe the cores.
+/// Work splitting over the machine's cores. GEMM calls made inside `forEach` bodies run
+/// single-threaded (OpenBLAS's pool is paused and each worker's OpenMP team size is 1 for
+/// oneDNN), so the GEMM libraries' threads and ours never oversubscribe the cores.
 public enum Parallel {
     /// Number of worker threads (cores), overridable with AUTOSAM_THREADS.
     public static let threads: Int = {
@@ -21,8 +23,15 @@ public enum Parallel {
         }
         lock.lock()
         let saved = openblas_get_num_threads()
+        let savedOMP = omp_get_max_threads()
         openblas_set_num_threads(1)
-        DispatchQueue.concurrentPerform(iterations: n, execute: body)
+        DispatchQueue.concurrentPerform(iterations: n) { i in
+            // Per-thread OpenMP setting: the calling thread may run some iterations too, and
+            // gets its own value back below.
+            omp_set_num_threads(1)
+            body(i)
+        }
+        omp_set_num_threads(savedOMP)
         openblas_set_num_threads(saved)
         lock.unlock()
     }

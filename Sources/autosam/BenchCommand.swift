@@ -7,7 +7,7 @@ import Tensor
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks (speed and memory).", subcommands: [EncoderBench.self])
+        commandName: "bench", abstract: "Benchmarks (speed and memory).", subcommands: [EncoderBench.self, GEMMBench.self])
 }
 
 struct EncoderBench: ParsableCommand {

@@ -13,6 +13,8 @@ struct SAMFixture {
     let config: SAMConfig
     let store: ParameterStore
     let io: [String: Tensor]
+    /// The fixture's JSON description (sizes, prompt cases, postprocess sizes).
+    let json: [String: Any]
 
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
 
@@ -28,6 +30,12 @@ struct SAMFixture {
         #expect(cfg.globalAttentionIndexes == enc["global_attn_indexes"] as? [Int])
         let md = json["mask_decoder"] as! [String: Any], tr = md["transformer"] as! [String: Any]
         cfg.decoderHeads = tr["num_heads"] as! Int
+        let pe = json["prompt_encoder"] as! [String: Any]
+        #expect(cfg.maskInChannels == pe["mask_in_chans"] as? Int)
+        #expect(cfg.decoderDepth == tr["depth"] as? Int && cfg.decoderMLPDim == tr["mlp_dim"] as? Int)
+        #expect(cfg.multimaskOutputs == md["num_multimask_outputs"] as? Int)
+        #expect(cfg.iouHeadDepth == md["iou_head_depth"] as? Int && cfg.iouHeadHiddenDim == md["iou_head_hidden_dim"] as? Int)
+        self.json = json
         config = cfg
         store = ParameterStore(tensors)
         io = try SafeTensors.load("\(Self.folder)/\(name)_io.safetensors").tensors

@@ -1,0 +1,98 @@
+// autosam element-wise kernels. Loops are written so that each target clone vectorises them.
+#include "asn_kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define ASN_CLONES __attribute__((target_clones("avx512f", "avx2,fma", "default")))
+#else
+#define ASN_CLONES
+#endif
+
+// exp(x) for x <= 0 (softmax after max subtraction), relative error ~2e-7: x = n ln2 + r with
+// |r| <= ln2 / 2, exp(r) by a degree-6 polynomial, 2^n through the exponent bits.
+static inline float exp_nonpositive(float x) {
+    if (x < -87.0f) x = -87.0f;
+    const float log2e = 1.44269504088896341f;
+    float n = __builtin_floorf(x * log2e + 0.5f);
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+ASN_CLONES
+void asn_softmax_rows(float *x, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * n;
+        float m = -INFINITY;
+        for (size_t i = 0; i < n; i++) m = row[i] > m ? row[i] : m;
+        float s = 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            float e = exp_nonpositive(row[i] - m);
+            row[i] = e;
+            s += e;
+        }
+        float inv = 1.0f / s;
+        for (size_t i = 0; i < n; i++) row[i] *= inv;
+    }
+}
+
+// erf(x) via Abramowitz & Stegun 7.1.26 refined: max abs error ~1.2e-7 with the
+// exp above (|x| clamped at 6, where erf is 1 to float precision).
+static inline float erf_approx(float x) {
+    float ax = x < 0 ? -x : x;
+    if (ax > 6.0f) ax = 6.0f;
+    // Rational approximation from W. J. Cody style coefficients (single precision).
+    float t = 1.0f / (1.0f + 0.5f * ax);
+    float y = t * exp_nonpositive(-ax * ax - 1.26551223f +
+        t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f +
+        t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f +
+        t * 0.17087277f)))))))));
+    float e = 1.0f - y;
+    return x < 0 ? -e : e;
+}
+
+ASN_CLONES
+void asn_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+    }
+}
+
+ASN_CLONES
+void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const float *b, float eps) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * n;
+        float mean = 0.0f;
+        for (size_t i = 0; i < n; i++) mean += row[i];
+        mean /= (float)n;
+        float var = 0.0f;
+        for (size_t i = 0; i < n; i++) {
+            float d = row[i] - mean;
+            var += d * d;
+        }
+        float inv = 1.0f / sqrtf(var / (float)n + eps);
+        for (size_t i = 0; i < n; i++) row[i] = (row[i] - mean) * inv * w[i] + b[i];
+    }
+}
+
+const char *asn_kernels_isa(void) {
+#if defined(__x86_64__) && defined(__clang__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
+#endif
+    return "baseline";
+}

@@ -1,0 +1,5 @@
+import CardiacImaging
+
+enum BuildInfoShim {
+    static var openBLASCore: String { BuildInfo.blasConfig }
+}
