@@ -78,7 +78,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SegmentAnythingTests",
-            dependencies: ["SegmentAnything", "NN", "Tensor"],
+            dependencies: ["SegmentAnything", "NN", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

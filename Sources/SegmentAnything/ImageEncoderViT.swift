@@ -107,7 +107,7 @@ public struct ImageEncoderViT: Sendable {
     func forward(_ b: EncoderBlock, _ x: inout Tensor, height h: Int, width w: Int) {
         let c = config.embedDim
         var xn = x
-        Ops.layerNorm(&xn, weight: b.norm1W, bias: b.norm1B, eps: Self.layerNormEps)
+        Profiler.measure("layernorm") { Ops.layerNorm(&xn, weight: b.norm1W, bias: b.norm1B, eps: Self.layerNormEps) }
         let attn = RelPosAttention(
             heads: config.numHeads, qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB,
             relPosH: b.relPosH, relPosW: b.relPosW)
@@ -117,13 +117,13 @@ public struct ImageEncoderViT: Sendable {
         } else {
             out = attn.global(xn, height: h, width: w)
         }
-        Ops.add(&x, out)
+        Profiler.measure("residual") { Ops.add(&x, out) }
         var m = x
-        Ops.layerNorm(&m, weight: b.norm2W, bias: b.norm2B, eps: Self.layerNormEps)
-        m = GEMM.linear(m, weight: b.lin1W, bias: b.lin1B)
-        Ops.gelu(&m)
-        m = GEMM.linear(m, weight: b.lin2W, bias: b.lin2B)
-        Ops.add(&x, m)
+        Profiler.measure("layernorm") { Ops.layerNorm(&m, weight: b.norm2W, bias: b.norm2B, eps: Self.layerNormEps) }
+        m = Profiler.measure("mlp gemm") { GEMM.linear(m, weight: b.lin1W, bias: b.lin1B) }
+        Profiler.measure("gelu") { Ops.gelu(&m) }
+        m = Profiler.measure("mlp gemm") { GEMM.linear(m, weight: b.lin2W, bias: b.lin2B) }
+        Profiler.measure("residual") { Ops.add(&x, m) }
         _ = c
     }
 }

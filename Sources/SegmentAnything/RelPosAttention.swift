@@ -35,10 +35,12 @@ struct RelPosAttention {
         let hp = (h + ws - 1) / ws * ws, wp = (w + ws - 1) / ws * ws
         // Zero-padded grid [hp*wp, C].
         var padded = Tensor(zeros: [hp * wp, c])
-        for y in 0..<h {
-            padded.data.replaceSubrange((y * wp * c)..<((y * wp + w) * c), with: x.data[(y * w * c)..<((y + 1) * w * c)])
+        Profiler.measure("pad/unpad") {
+            for y in 0..<h {
+                padded.data.replaceSubrange((y * wp * c)..<((y * wp + w) * c), with: x.data[(y * w * c)..<((y + 1) * w * c)])
+            }
         }
-        let qkv = GEMM.linear(padded, weight: qkvW, bias: qkvB)  // [hp*wp, 3C]
+        let qkv = Profiler.measure("qkv gemm") { GEMM.linear(padded, weight: qkvW, bias: qkvB) }  // [hp*wp, 3C]
         let nwy = hp / ws, nwx = wp / ws
         // Token indexes (into the padded grid) of each window, row-major inside the window.
         let windows: [[Int]] = (0..<(nwy * nwx)).map { wi in
@@ -46,22 +48,28 @@ struct RelPosAttention {
             return (0..<(ws * ws)).map { t in (wy * ws + t / ws) * wp + wx * ws + t % ws }
         }
         var out = Tensor(zeros: [hp * wp, c])
-        attend(qkv: qkv, channels: c, groups: windows, gridH: ws, gridW: ws, into: &out)
+        Profiler.measure("window attention") {
+            attend(qkv: qkv, channels: c, groups: windows, gridH: ws, gridW: ws, into: &out)
+        }
         // Drop the padding and project.
         var real = Tensor(zeros: [h * w, c])
-        for y in 0..<h {
-            real.data.replaceSubrange((y * w * c)..<((y + 1) * w * c), with: out.data[(y * wp * c)..<((y * wp + w) * c)])
+        Profiler.measure("pad/unpad") {
+            for y in 0..<h {
+                real.data.replaceSubrange((y * w * c)..<((y + 1) * w * c), with: out.data[(y * wp * c)..<((y * wp + w) * c)])
+            }
         }
-        return GEMM.linear(real, weight: projW, bias: projB)
+        return Profiler.measure("proj gemm") { GEMM.linear(real, weight: projW, bias: projB) }
     }
 
     /// Global attention over all tokens x[h*w, C].
     func global(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
         let c = x.shape[1]
-        let qkv = GEMM.linear(x, weight: qkvW, bias: qkvB)
+        let qkv = Profiler.measure("qkv gemm") { GEMM.linear(x, weight: qkvW, bias: qkvB) }
         var out = Tensor(zeros: [h * w, c])
-        attend(qkv: qkv, channels: c, groups: [Array(0..<(h * w))], gridH: h, gridW: w, into: &out)
-        return GEMM.linear(out, weight: projW, bias: projB)
+        Profiler.measure("global attention") {
+            attend(qkv: qkv, channels: c, groups: [Array(0..<(h * w))], gridH: h, gridW: w, into: &out)
+        }
+        return Profiler.measure("proj gemm") { GEMM.linear(out, weight: projW, bias: projB) }
     }
 
     /// Attention inside each group of tokens (a window, or all tokens), all heads, writing the

@@ -47,6 +47,7 @@ struct EncoderBench: ParsableCommand {
             let d = clock.measure { _ = encoder(image) }
             let s = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
             if i == 0 { print(String(format: "warm-up: %.3f s", s)) } else { times.append(s) }
+            if Profiler.enabled { print("  stages: " + Profiler.report()) }
         }
         times.sort()
         let median = times[times.count / 2]
