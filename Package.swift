@@ -66,7 +66,7 @@ let package = Package(
         // The Segment Anything model: image encoder, prompt encoder, mask decoder.
         .target(
             name: "SegmentAnything",
-            dependencies: ["Tensor", "NN"],
+            dependencies: ["Tensor", "NN", "CKernels"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
         ),
         .executableTarget(

@@ -88,6 +88,35 @@ void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const f
     }
 }
 
+ASN_CLONES
+void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
+                     const float *rel_h, const float *rel_w, size_t gh, size_t gw) {
+    float bh[512], bw[512];
+    if (gh > 512 || gw > 512) return;  // grids are at most 128 x 128 in practice
+    for (size_t r = 0; r < rows; r++) {
+        size_t qi = r0 + r, qy = qi / gw, qx = qi % gw;
+        const float *qrow = q + r * ldq;
+        for (size_t ky = 0; ky < gh; ky++) {
+            const float *e = rel_h + (qy * gh + ky) * hd;
+            float acc = 0.0f;
+            for (size_t d = 0; d < hd; d++) acc += qrow[d] * e[d];
+            bh[ky] = acc;
+        }
+        for (size_t kx = 0; kx < gw; kx++) {
+            const float *e = rel_w + (qx * gw + kx) * hd;
+            float acc = 0.0f;
+            for (size_t d = 0; d < hd; d++) acc += qrow[d] * e[d];
+            bw[kx] = acc;
+        }
+        float *srow = scores + r * gh * gw;
+        for (size_t ky = 0; ky < gh; ky++) {
+            float base = bh[ky];
+            float *s = srow + ky * gw;
+            for (size_t kx = 0; kx < gw; kx++) s[kx] += base + bw[kx];
+        }
+    }
+}
+
 const char *asn_kernels_isa(void) {
 #if defined(__x86_64__) && defined(__clang__)
     __builtin_cpu_init();

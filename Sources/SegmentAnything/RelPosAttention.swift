@@ -1,3 +1,4 @@
+import CKernels
 import Tensor
 
 // Port of `Attention`, `window_partition`, `get_rel_pos` and `add_decomposed_rel_pos` from
@@ -11,8 +12,9 @@ struct RelPosAttention {
     let projW: Tensor, projB: Tensor
     let relPosH: Tensor?, relPosW: Tensor?
 
-    /// Query rows processed at once per task in global attention (bounds the score buffer).
-    static let rowBlock = 256
+    /// Query rows processed at once per task (bounds the score buffer: 64 x 4096 floats = 1 MiB,
+    /// which stays in the L2 cache between the two products and the softmax).
+    static let rowBlock = 64
 
     /// get_rel_pos: relative embeddings [qSize, kSize, headDim] for equal query/key sizes.
     static func relativeTable(_ relPos: Tensor, size: Int) -> Tensor {
@@ -83,62 +85,68 @@ struct RelPosAttention {
         let relW = relPosW.map { Self.relativeTable($0, size: gridW) }
         let blocks = (t + Self.rowBlock - 1) / Self.rowBlock
         let tasks = groups.count * heads * blocks
+        let identity = groups.count == 1 && groups[0].count == t && groups[0].enumerated().allSatisfy { $0.offset == $0.element }
         qkv.data.withUnsafeBufferPointer { qkvp in
             out.data.withUnsafeMutableBufferPointer { outp in
                 let qkvBase = qkvp.baseAddress!
                 let outBase = outp.baseAddress!
-                Parallel.forEach(tasks) { task in
+                // Contiguous task ranges per thread, each with scratch buffers allocated once
+                // (fresh megabyte buffers per task cost page faults).
+                let maxRows = min(t, Self.rowBlock)
+                Parallel.chunks(tasks) { taskRange in
+                  let s = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * t)
+                  let scratch = UnsafeMutablePointer<Float>.allocate(capacity: identity ? 1 : (maxRows + 2 * t) * hd)
+                  let o = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * hd)
+                  defer { s.deallocate(); scratch.deallocate(); o.deallocate() }
+                  for task in taskRange {
                     let g = task / (heads * blocks), head = (task / blocks) % heads, blk = task % blocks
                     let tokens = groups[g]
                     let r0 = blk * Self.rowBlock, r1 = min(t, r0 + Self.rowBlock), rows = r1 - r0
-                    // Gather this head's q (rows r0..<r1), k and v (all rows) contiguously.
-                    let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * hd)
-                    let k = UnsafeMutablePointer<Float>.allocate(capacity: t * hd)
-                    let v = UnsafeMutablePointer<Float>.allocate(capacity: t * hd)
-                    let s = UnsafeMutablePointer<Float>.allocate(capacity: rows * t)
-                    let o = UnsafeMutablePointer<Float>.allocate(capacity: rows * hd)
-                    defer { q.deallocate(); k.deallocate(); v.deallocate(); s.deallocate(); o.deallocate() }
-                    for (i, tok) in tokens.enumerated() {
-                        let src = qkvBase + tok * 3 * c + head * hd
-                        (k + i * hd).update(from: src + c, count: hd)
-                        (v + i * hd).update(from: src + 2 * c, count: hd)
-                        if i >= r0 && i < r1 { (q + (i - r0) * hd).update(from: src, count: hd) }
+                    // This head's q (rows r0..<r1), k and v (all rows), with their row strides.
+                    // A group that is every token in order (global attention) is read in place
+                    // from qkv (row stride 3C); a window is gathered contiguously first.
+                    let q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>
+                    let ld: Int
+                    if identity {
+                        q = qkvBase + r0 * 3 * c + head * hd
+                        k = qkvBase + c + head * hd
+                        v = qkvBase + 2 * c + head * hd
+                        ld = 3 * c
+                    } else {
+                        let buf = scratch
+                        let qb = buf, kb = buf + rows * hd, vb = buf + (rows + t) * hd
+                        for (i, tok) in tokens.enumerated() {
+                            let src = qkvBase + tok * 3 * c + head * hd
+                            (kb + i * hd).update(from: src + c, count: hd)
+                            (vb + i * hd).update(from: src + 2 * c, count: hd)
+                            if i >= r0 && i < r1 { (qb + (i - r0) * hd).update(from: src, count: hd) }
+                        }
+                        q = UnsafePointer(qb)
+                        k = UnsafePointer(kb)
+                        v = UnsafePointer(vb)
+                        ld = hd
                     }
                     // Scores: scale * q @ k^T
-                    GEMM.sgemm(false, true, m: rows, n: t, k: hd, alpha: scale, a: q, lda: hd, b: k, ldb: hd, c: s, ldc: t)
+                    GEMM.sgemm(false, true, m: rows, n: t, k: hd, alpha: scale, a: q, lda: ld, b: k, ldb: ld, c: s, ldc: t)
                     if let relH, let relW {
                         relH.data.withUnsafeBufferPointer { rh in
                             relW.data.withUnsafeBufferPointer { rw in
-                                var bh = [Float](repeating: 0, count: gridH), bw = [Float](repeating: 0, count: gridW)
-                                for r in 0..<rows {
-                                    let qi = r0 + r, qy = qi / gridW, qx = qi % gridW
-                                    let qrow = q + r * hd
-                                    for ky in 0..<gridH {
-                                        let e = rh.baseAddress! + (qy * gridH + ky) * hd
-                                        var acc: Float = 0
-                                        for d in 0..<hd { acc += qrow[d] * e[d] }
-                                        bh[ky] = acc
-                                    }
-                                    for kx in 0..<gridW {
-                                        let e = rw.baseAddress! + (qx * gridW + kx) * hd
-                                        var acc: Float = 0
-                                        for d in 0..<hd { acc += qrow[d] * e[d] }
-                                        bw[kx] = acc
-                                    }
-                                    let srow = s + r * t
-                                    for ky in 0..<gridH {
-                                        let base = bh[ky]
-                                        for kx in 0..<gridW { srow[ky * gridW + kx] += base + bw[kx] }
-                                    }
-                                }
+                                asn_add_rel_pos(s, rows, r0, q, ld, hd, rh.baseAddress!, rw.baseAddress!, gridH, gridW)
                             }
                         }
                     }
                     Ops.softmaxRows(s, rows: rows, n: t)
-                    GEMM.sgemm(false, false, m: rows, n: hd, k: t, a: s, lda: t, b: v, ldb: hd, c: o, ldc: hd)
-                    for r in 0..<rows {
-                        (outBase + tokens[r0 + r] * c + head * hd).update(from: o + r * hd, count: hd)
+                    if identity {
+                        // Straight into the output rows (row stride C).
+                        GEMM.sgemm(false, false, m: rows, n: hd, k: t, a: s, lda: t, b: v, ldb: ld,
+                                   c: outBase + r0 * c + head * hd, ldc: c)
+                    } else {
+                        GEMM.sgemm(false, false, m: rows, n: hd, k: t, a: s, lda: t, b: v, ldb: ld, c: o, ldc: hd)
+                        for r in 0..<rows {
+                            (outBase + tokens[r0 + r] * c + head * hd).update(from: o + r * hd, count: hd)
+                        }
                     }
+                  }
                 }
             }
         }

@@ -14,6 +14,7 @@ struct GEMMBench: ParsableCommand {
             ("qkv 4900x2304x768", 4900, 2304, 768, true), ("proj 4096x768x768", 4096, 768, 768, true),
             ("mlp1 4096x3072x768", 4096, 3072, 768, true), ("mlp2 4096x768x3072", 4096, 768, 3072, true),
             ("scores 196x196x64", 196, 196, 64, true), ("attn@v 196x64x196", 196, 64, 196, false),
+            ("g-scores 64x4096x64", 64, 4096, 64, true), ("g-attn@v 64x64x4096", 64, 64, 4096, false),
         ]
         print("threads \(Parallel.threads); OpenBLAS core: \(openBLASCore())")
         for (name, m, n, k, tb) in shapes {
@@ -22,7 +23,7 @@ struct GEMMBench: ParsableCommand {
                 GEMM.backend = backend
                 let a = [Float](repeating: 0.5, count: m * k), b = [Float](repeating: 0.25, count: k * n)
                 var c = [Float](repeating: 0, count: m * n)
-                let small = m * n * k < 10_000_000
+                let small = m * n * k < 20_000_000
                 let inner = small ? 200 : 1
                 var best = Double.infinity
                 for _ in 0..<repeats {
