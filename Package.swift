@@ -39,6 +39,8 @@ let package = Package(
             path: "Sources/CKernels",
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"])]
         ),
+        // bf16 linear layers through oneDNN's matmul primitive (an opt-in precision mode).
+        .target(name: "CBF16", dependencies: ["CDNNL"], path: "Sources/CBF16", cSettings: [.unsafeFlags(["-O3"])]),
         // oneDNN's sgemm (Debian: libdnnl-dev), chosen by measurement as the default GEMM.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .target(
@@ -49,7 +51,7 @@ let package = Package(
         // Dense Float32 tensors, GEMM through the BLAS, the kernels the models need.
         .target(
             name: "Tensor",
-            dependencies: ["CBLAS", "CDNNL", "CKernels"],
+            dependencies: ["CBLAS", "CDNNL", "CKernels", "CBF16"],
             // Swift 5 mode: the kernels share raw buffers across threads by design (disjoint
             // slices per task), which Swift 6's strict Sendable checking cannot express.
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]

@@ -35,8 +35,16 @@ ASN_CLONES
 void asn_softmax_rows(float *x, size_t rows, size_t n) {
     for (size_t r = 0; r < rows; r++) {
         float *row = x + r * n;
-        float m = -INFINITY;
-        for (size_t i = 0; i < n; i++) m = row[i] > m ? row[i] : m;
+        // Row maximum with 16 independent lanes (a single running max is a serial chain the
+        // compiler will not vectorise).
+        float lanes[16];
+        for (int j = 0; j < 16; j++) lanes[j] = -3.0e38f;
+        size_t i0 = 0;
+        for (; i0 + 16 <= n; i0 += 16)
+            for (int j = 0; j < 16; j++) lanes[j] = row[i0 + j] > lanes[j] ? row[i0 + j] : lanes[j];
+        float m = -3.0e38f;
+        for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
+        for (; i0 < n; i0++) m = row[i0] > m ? row[i0] : m;
         float s = 0.0f;
         for (size_t i = 0; i < n; i++) {
             float e = exp_nonpositive(row[i] - m);

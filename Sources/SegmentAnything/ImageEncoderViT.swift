@@ -9,12 +9,12 @@ import Tensor
 /// One transformer block's weights.
 struct EncoderBlock {
     var norm1W: Tensor, norm1B: Tensor
-    var qkvW: Tensor, qkvB: Tensor
-    var projW: Tensor, projB: Tensor
+    var qkv: Linear
+    var proj: Linear
     var relPosH: Tensor?, relPosW: Tensor?
     var norm2W: Tensor, norm2B: Tensor
-    var lin1W: Tensor, lin1B: Tensor
-    var lin2W: Tensor, lin2B: Tensor
+    var lin1: Linear
+    var lin2: Linear
     /// 0 for global attention.
     var windowSize: Int
 }
@@ -30,8 +30,12 @@ public struct ImageEncoderViT: Sendable {
 
     static let layerNormEps: Float = 1e-6
 
-    /// Loads `image_encoder.*` from a state dict, strictly.
-    public init(config c: SAMConfig, weights store: ParameterStore, prefix: String = "image_encoder") throws {
+    /// Loads `image_encoder.*` from a state dict, strictly. `precision` applies to the blocks'
+    /// linear layers (see `Precision`).
+    public init(
+        config c: SAMConfig, weights store: ParameterStore, prefix: String = "image_encoder",
+        precision: Precision = .fp32
+    ) throws {
         config = c
         let s = store.scoped(prefix)
         let e = c.embedDim, g = c.gridSize
@@ -45,13 +49,21 @@ public struct ImageEncoderViT: Sendable {
             let relSize = ws == 0 ? g : ws
             blocks.append(EncoderBlock(
                 norm1W: try b.take("norm1.weight", shape: [e]), norm1B: try b.take("norm1.bias", shape: [e]),
-                qkvW: try b.take("attn.qkv.weight", shape: [3 * e, e]), qkvB: try b.take("attn.qkv.bias", shape: [3 * e]),
-                projW: try b.take("attn.proj.weight", shape: [e, e]), projB: try b.take("attn.proj.bias", shape: [e]),
+                qkv: Linear(
+                    weight: try b.take("attn.qkv.weight", shape: [3 * e, e]), bias: try b.take("attn.qkv.bias", shape: [3 * e]),
+                    precision: precision),
+                proj: Linear(
+                    weight: try b.take("attn.proj.weight", shape: [e, e]), bias: try b.take("attn.proj.bias", shape: [e]),
+                    precision: precision),
                 relPosH: c.useRelPos ? try b.take("attn.rel_pos_h", shape: [2 * relSize - 1, c.headDim]) : nil,
                 relPosW: c.useRelPos ? try b.take("attn.rel_pos_w", shape: [2 * relSize - 1, c.headDim]) : nil,
                 norm2W: try b.take("norm2.weight", shape: [e]), norm2B: try b.take("norm2.bias", shape: [e]),
-                lin1W: try b.take("mlp.lin1.weight", shape: [c.mlpDim, e]), lin1B: try b.take("mlp.lin1.bias", shape: [c.mlpDim]),
-                lin2W: try b.take("mlp.lin2.weight", shape: [e, c.mlpDim]), lin2B: try b.take("mlp.lin2.bias", shape: [e]),
+                lin1: Linear(
+                    weight: try b.take("mlp.lin1.weight", shape: [c.mlpDim, e]), bias: try b.take("mlp.lin1.bias", shape: [c.mlpDim]),
+                    precision: precision),
+                lin2: Linear(
+                    weight: try b.take("mlp.lin2.weight", shape: [e, c.mlpDim]), bias: try b.take("mlp.lin2.bias", shape: [e]),
+                    precision: precision),
                 windowSize: ws))
         }
         self.blocks = blocks
@@ -108,9 +120,7 @@ public struct ImageEncoderViT: Sendable {
         let c = config.embedDim
         var xn = x
         Profiler.measure("layernorm") { Ops.layerNorm(&xn, weight: b.norm1W, bias: b.norm1B, eps: Self.layerNormEps) }
-        let attn = RelPosAttention(
-            heads: config.numHeads, qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB,
-            relPosH: b.relPosH, relPosW: b.relPosW)
+        let attn = RelPosAttention(heads: config.numHeads, qkv: b.qkv, proj: b.proj, relPosH: b.relPosH, relPosW: b.relPosW)
         let out: Tensor
         if b.windowSize > 0 {
             out = attn.windowed(xn, height: h, width: w, window: b.windowSize)
@@ -120,9 +130,9 @@ public struct ImageEncoderViT: Sendable {
         Profiler.measure("residual") { Ops.add(&x, out) }
         var m = x
         Profiler.measure("layernorm") { Ops.layerNorm(&m, weight: b.norm2W, bias: b.norm2B, eps: Self.layerNormEps) }
-        m = Profiler.measure("mlp gemm") { GEMM.linear(m, weight: b.lin1W, bias: b.lin1B) }
+        m = Profiler.measure("mlp gemm") { b.lin1(m) }
         Profiler.measure("gelu") { Ops.gelu(&m) }
-        m = Profiler.measure("mlp gemm") { GEMM.linear(m, weight: b.lin2W, bias: b.lin2B) }
+        m = Profiler.measure("mlp gemm") { b.lin2(m) }
         Profiler.measure("residual") { Ops.add(&x, m) }
         _ = c
     }

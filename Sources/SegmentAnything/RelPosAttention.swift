@@ -8,8 +8,8 @@ import Tensor
 /// Multi-head self-attention with SAM's decomposed relative position bias.
 struct RelPosAttention {
     let heads: Int
-    let qkvW: Tensor, qkvB: Tensor
-    let projW: Tensor, projB: Tensor
+    let qkv: Linear
+    let proj: Linear
     let relPosH: Tensor?, relPosW: Tensor?
 
     /// Query rows processed at once per task (bounds the score buffer: 64 x 4096 floats = 1 MiB,
@@ -42,7 +42,7 @@ struct RelPosAttention {
                 padded.data.replaceSubrange((y * wp * c)..<((y * wp + w) * c), with: x.data[(y * w * c)..<((y + 1) * w * c)])
             }
         }
-        let qkv = Profiler.measure("qkv gemm") { GEMM.linear(padded, weight: qkvW, bias: qkvB) }  // [hp*wp, 3C]
+        let qkv = Profiler.measure("qkv gemm") { self.qkv(padded) }  // [hp*wp, 3C]
         let nwy = hp / ws, nwx = wp / ws
         // Token indexes (into the padded grid) of each window, row-major inside the window.
         let windows: [[Int]] = (0..<(nwy * nwx)).map { wi in
@@ -60,18 +60,18 @@ struct RelPosAttention {
                 real.data.replaceSubrange((y * w * c)..<((y + 1) * w * c), with: out.data[(y * wp * c)..<((y * wp + w) * c)])
             }
         }
-        return Profiler.measure("proj gemm") { GEMM.linear(real, weight: projW, bias: projB) }
+        return Profiler.measure("proj gemm") { proj(real) }
     }
 
     /// Global attention over all tokens x[h*w, C].
     func global(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
         let c = x.shape[1]
-        let qkv = Profiler.measure("qkv gemm") { GEMM.linear(x, weight: qkvW, bias: qkvB) }
+        let qkv = Profiler.measure("qkv gemm") { self.qkv(x) }
         var out = Tensor(zeros: [h * w, c])
         Profiler.measure("global attention") {
             attend(qkv: qkv, channels: c, groups: [Array(0..<(h * w))], gridH: h, gridW: w, into: &out)
         }
-        return Profiler.measure("proj gemm") { GEMM.linear(out, weight: projW, bias: projB) }
+        return Profiler.measure("proj gemm") { proj(out) }
     }
 
     /// Attention inside each group of tokens (a window, or all tokens), all heads, writing the

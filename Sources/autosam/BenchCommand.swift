@@ -5,6 +5,8 @@ import NN
 import SegmentAnything
 import Tensor
 
+extension Precision: ExpressibleByArgument {}
+
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (speed and memory).", subcommands: [EncoderBench.self, GEMMBench.self])
@@ -19,6 +21,7 @@ struct EncoderBench: ParsableCommand {
     @Option(help: "Checkpoint (.pth or .safetensors); random weights when omitted.") var checkpoint: String?
     @Option(help: "Timed runs after one warm-up run.") var runs = 3
     @Option(help: "Input side in pixels (default: the model's, 1024 for the official sizes).") var input: Int?
+    @Option(help: "Precision of the large products: fp32 or bf16.") var precision: Precision = .fp32
 
     func run() throws {
         let store: ParameterStore
@@ -34,13 +37,13 @@ struct EncoderBench: ParsableCommand {
             config = c
             store = RandomWeights.imageEncoder(c, seed: 1)
         }
-        let encoder = try ImageEncoderViT(config: config, weights: store)
+        let encoder = try ImageEncoderViT(config: config, weights: store, precision: precision)
         let side = input ?? config.imageSize
         var r = SeededRandom(seed: 7)
         let image = Tensor(shape: [3, side, side], data: (0..<(3 * side * side)).map { _ in Float(r.gaussian()) })
         // FLOPs: 2 per multiply-add of every GEMM (attention included).
         let flops = Self.flops(config, side: side)
-        print("encoder \(config.name) input \(side)x\(side), \(Parallel.threads) threads, BLAS \(BuildInfo.blasConfig)")
+        print("encoder \(config.name) input \(side)x\(side), \(precision.rawValue), \(Parallel.threads) threads, GEMM \(GEMM.backend.rawValue)")
         let clock = ContinuousClock()
         var times: [Double] = []
         for i in 0...runs {

@@ -17,12 +17,13 @@ struct ParityCommand: ParsableCommand {
     @Option(help: "Checkpoint (.pth or .safetensors).") var checkpoint: String
     @Option(help: "Reference inputs and outputs (.safetensors).") var reference: String
     @Option(help: "Allowed max abs error relative to the reference's max magnitude.") var tolerance: Float = 1e-4
+    @Option(help: "Precision of the large products: fp32 or bf16.") var precision: Precision = .fp32
 
     func run() throws {
         let t = try SAMCheckpoint.tensors(checkpoint)
         let config = try SAMCheckpoint.inferConfig(t)
         let store = ParameterStore(t)
-        let encoder = try ImageEncoderViT(config: config, weights: store)
+        let encoder = try ImageEncoderViT(config: config, weights: store, precision: precision)
         let id = try CheckpointIdentity.of(checkpoint)
         print("checkpoint \(id.file) (\(config.name)), sha256 \(id.sha256)")
         let ref = try SafeTensors.load(reference).tensors

@@ -1,0 +1,159 @@
+// autosam's bf16 linear layers over oneDNN 2.6's C API (Debian libdnnl-dev).
+#include "asn_bf16.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SHAPES 4
+
+typedef struct {
+    int64_t m;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src_md, dst_md;
+} plan_t;
+
+struct asn_bf16_linear {
+    int64_t n, k;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    dnnl_memory_t weights;      // bf16 in the primitive's preferred layout
+    dnnl_memory_desc_t wei_md;  // that layout
+    plan_t plans[MAX_SHAPES];
+    int nplans;
+    uint16_t *xbuf;             // bf16 copy of the current input
+    int64_t xcap;
+};
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
+static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
+    dnnl_dims_t sd = {m, l->k}, wd = {l->k, l->n}, dd = {m, l->n};
+    dnnl_memory_desc_t wany;
+    if (dnnl_memory_desc_init_by_tag(&p->src_md, 2, sd, dnnl_bf16, dnnl_ab)) return -1;
+    if (dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_bf16, dnnl_format_tag_any)) return -1;
+    if (dnnl_memory_desc_init_by_tag(&p->dst_md, 2, dd, dnnl_f32, dnnl_ab)) return -1;
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &p->src_md, &wany, NULL, &p->dst_md)) return -1;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_desc_create(&pd, &md, NULL, l->engine, NULL)) return -1;
+    const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (l->weights == NULL) {
+        l->wei_md = *w;
+    } else if (!dnnl_memory_desc_equal(&l->wei_md, w)) {
+        dnnl_primitive_desc_destroy(pd);
+        return -2;  // another layout for another m: not supported (never seen)
+    }
+    int rc = dnnl_primitive_create(&p->prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    p->m = m;
+    return rc ? -1 : 0;
+}
+
+asn_bf16_linear *asn_bf16_linear_create(const float *weight, int64_t n, int64_t k) {
+    asn_bf16_linear *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->n = n;
+    l->k = k;
+    if (dnnl_engine_create(&l->engine, dnnl_cpu, 0) || dnnl_stream_create(&l->stream, l->engine, dnnl_stream_default_flags)) {
+        free(l);
+        return NULL;
+    }
+    // A first plan fixes the weights' layout; the weights are converted and reordered once.
+    if (make_plan(l, 4096, &l->plans[0])) { asn_bf16_linear_free(l); return NULL; }
+    l->nplans = 1;
+    uint16_t *wb = malloc(sizeof(uint16_t) * n * k);
+    if (!wb) { asn_bf16_linear_free(l); return NULL; }
+    for (int64_t i = 0; i < n * k; i++) wb[i] = to_bf16(weight[i]);
+    // W is [n, k] row-major = the {k, n} logical matrix in "ba" order.
+    dnnl_dims_t wd = {k, n};
+    dnnl_memory_desc_t plain;
+    dnnl_memory_desc_init_by_tag(&plain, 2, wd, dnnl_bf16, dnnl_ba);
+    dnnl_memory_t src = NULL, dst = NULL;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    int ok = dnnl_memory_create(&src, &plain, l->engine, wb) == dnnl_success
+        && dnnl_memory_create(&dst, &l->wei_md, l->engine, DNNL_MEMORY_ALLOCATE) == dnnl_success
+        && dnnl_reorder_primitive_desc_create(&rpd, &plain, l->engine, &l->wei_md, l->engine, NULL) == dnnl_success
+        && dnnl_primitive_create(&reorder, rpd) == dnnl_success;
+    if (ok) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+        ok = dnnl_primitive_execute(reorder, l->stream, 2, args) == dnnl_success && dnnl_stream_wait(l->stream) == dnnl_success;
+    }
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (src) dnnl_memory_destroy(src);
+    free(wb);
+    if (!ok) {
+        if (dst) dnnl_memory_destroy(dst);
+        asn_bf16_linear_free(l);
+        return NULL;
+    }
+    l->weights = dst;
+    return l;
+}
+
+int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y, int accumulate) {
+    plan_t *p = NULL;
+    for (int i = 0; i < l->nplans; i++) if (l->plans[i].m == m) p = &l->plans[i];
+    if (!p) {
+        if (l->nplans == MAX_SHAPES) return -3;
+        p = &l->plans[l->nplans];
+        if (make_plan(l, m, p)) return -1;
+        l->nplans++;
+    }
+    if (m * l->k > l->xcap) {
+        free(l->xbuf);
+        l->xcap = m * l->k;
+        l->xbuf = malloc(sizeof(uint16_t) * l->xcap);
+        if (!l->xbuf) { l->xcap = 0; return -4; }
+    }
+    for (int64_t i = 0; i < m * l->k; i++) l->xbuf[i] = to_bf16(x[i]);
+    float *out = y;
+    float *tmp = NULL;
+    if (accumulate) {
+        tmp = malloc(sizeof(float) * m * l->n);
+        if (!tmp) return -4;
+        out = tmp;
+    }
+    dnnl_memory_t s = NULL, d = NULL;
+    int rc = -1;
+    if (dnnl_memory_create(&s, &p->src_md, l->engine, l->xbuf) == dnnl_success
+        && dnnl_memory_create(&d, &p->dst_md, l->engine, out) == dnnl_success) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, l->weights}, {DNNL_ARG_DST, d}};
+        if (dnnl_primitive_execute(p->prim, l->stream, 3, args) == dnnl_success && dnnl_stream_wait(l->stream) == dnnl_success) rc = 0;
+    }
+    if (s) dnnl_memory_destroy(s);
+    if (d) dnnl_memory_destroy(d);
+    if (tmp) {
+        if (rc == 0) for (int64_t i = 0; i < m * l->n; i++) y[i] += tmp[i];
+        free(tmp);
+    }
+    return rc;
+}
+
+void asn_bf16_linear_free(asn_bf16_linear *l) {
+    if (!l) return;
+    for (int i = 0; i < l->nplans; i++) if (l->plans[i].prim) dnnl_primitive_destroy(l->plans[i].prim);
+    if (l->weights) dnnl_memory_destroy(l->weights);
+    if (l->stream) dnnl_stream_destroy(l->stream);
+    if (l->engine) dnnl_engine_destroy(l->engine);
+    free(l->xbuf);
+    free(l);
+}
+
+const char *asn_bf16_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    default: return "other";
+    }
+}
