@@ -78,6 +78,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(
             name: "SegmentAnythingTests",
             dependencies: ["SegmentAnything", "NN", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
