@@ -68,7 +68,7 @@ let package = Package(
         // The Segment Anything model: image encoder, prompt encoder, mask decoder.
         .target(
             name: "SegmentAnything",
-            dependencies: ["Tensor", "NN", "CKernels"],
+            dependencies: ["Tensor", "NN", "CKernels", "CBF16"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
         ),
         .executableTarget(

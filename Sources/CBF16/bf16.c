@@ -2,6 +2,7 @@
 #include "asn_bf16.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,6 +146,103 @@ void asn_bf16_linear_free(asn_bf16_linear *l) {
     if (l->engine) dnnl_engine_destroy(l->engine);
     free(l->xbuf);
     free(l);
+}
+
+void asn_to_bf16(const float *src, uint16_t *dst, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i] * scale);
+}
+
+// Shared engine, a stream per thread, and a small cache of matmul primitives by shape.
+static dnnl_engine_t g_engine;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local dnnl_stream_t t_stream;
+
+typedef struct {
+    int64_t key[7];
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t a, b, c, scratch;
+} gemm_plan_t;
+
+// User-managed scratchpads, one per thread: the library's shared scratchpad must not be used
+// by two threads executing primitives at once.
+static _Thread_local void *t_scratch;
+static _Thread_local size_t t_scratch_size;
+
+#define GEMM_CACHE 32
+static gemm_plan_t g_cache[GEMM_CACHE];
+static int g_cached;
+
+static void init_engine(void) { dnnl_engine_create(&g_engine, dnnl_cpu, 0); }
+
+static gemm_plan_t *gemm_plan(const int64_t key[7]) {
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; i < g_cached; i++) {
+        if (memcmp(g_cache[i].key, key, sizeof g_cache[i].key) == 0) {
+            pthread_mutex_unlock(&g_lock);
+            return &g_cache[i];
+        }
+    }
+    gemm_plan_t *p = NULL;
+    if (g_cached < GEMM_CACHE) {
+        gemm_plan_t t;
+        memcpy(t.key, key, sizeof t.key);
+        int64_t m = key[0], n = key[1], k = key[2], lda = key[3], ldb = key[4], trans = key[5], ldc = key[6];
+        dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
+        dnnl_dims_t as = {lda, 1}, cs = {ldc, 1};
+        dnnl_dims_t bs = {ldb, 1};
+        if (trans) { bs[0] = 1; bs[1] = ldb; }
+        dnnl_matmul_desc_t md;
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_attr_t attr = NULL;
+        if (dnnl_primitive_attr_create(&attr) == dnnl_success
+            && dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success
+            && dnnl_memory_desc_init_by_strides(&t.a, 2, ad, dnnl_bf16, as) == dnnl_success
+            && dnnl_memory_desc_init_by_strides(&t.b, 2, bd, dnnl_bf16, bs) == dnnl_success
+            && dnnl_memory_desc_init_by_strides(&t.c, 2, cd, dnnl_f32, cs) == dnnl_success
+            && dnnl_matmul_desc_init(&md, &t.a, &t.b, NULL, &t.c) == dnnl_success
+            && dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL) == dnnl_success
+            && dnnl_primitive_create(&t.prim, pd) == dnnl_success) {
+            t.scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+            g_cache[g_cached] = t;
+            p = &g_cache[g_cached++];
+        }
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (attr) dnnl_primitive_attr_destroy(attr);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return p;
+}
+
+int asn_bf16_gemm(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                  int trans_b, float *c, int64_t ldc) {
+    pthread_once(&g_once, init_engine);
+    if (!g_engine) return -1;
+    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) return -1;
+    int64_t key[7] = {m, n, k, lda, ldb, trans_b ? 1 : 0, ldc};
+    gemm_plan_t *p = gemm_plan(key);
+    if (!p) return -2;
+    size_t need = dnnl_memory_desc_get_size(&p->scratch);
+    if (need > t_scratch_size) {
+        free(t_scratch);
+        t_scratch = malloc(need);
+        t_scratch_size = t_scratch ? need : 0;
+        if (!t_scratch) return -4;
+    }
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
+    int rc = -1;
+    if (dnnl_memory_create(&ma, &p->a, g_engine, (void *)a) == dnnl_success
+        && dnnl_memory_create(&mb, &p->b, g_engine, (void *)b) == dnnl_success
+        && dnnl_memory_create(&mc, &p->c, g_engine, c) == dnnl_success
+        && dnnl_memory_create(&ms, &p->scratch, g_engine, t_scratch) == dnnl_success) {
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
+        if (dnnl_primitive_execute(p->prim, t_stream, 4, args) == dnnl_success && dnnl_stream_wait(t_stream) == dnnl_success) rc = 0;
+    }
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    if (ms) dnnl_memory_destroy(ms);
+    return rc;
 }
 
 const char *asn_bf16_isa(void) {

@@ -1,3 +1,4 @@
+import CBF16
 import CKernels
 import Tensor
 
@@ -85,6 +86,12 @@ struct RelPosAttention {
         let relW = relPosW.map { Self.relativeTable($0, size: gridW) }
         let blocks = (t + Self.rowBlock - 1) / Self.rowBlock
         let tasks = groups.count * heads * blocks
+        if self.qkv.precision == .bf16, groups.count == 1, groups[0].count == t,
+            groups[0].enumerated().allSatisfy({ $0.offset == $0.element })
+        {
+            attendGlobalBF16(qkv: qkv, channels: c, gridH: gridH, gridW: gridW, relH: relH, relW: relW, into: &out)
+            return
+        }
         let identity = groups.count == 1 && groups[0].count == t && groups[0].enumerated().allSatisfy { $0.offset == $0.element }
         qkv.data.withUnsafeBufferPointer { qkvp in
             out.data.withUnsafeMutableBufferPointer { outp in
@@ -148,6 +155,71 @@ struct RelPosAttention {
                     }
                   }
                 }
+            }
+        }
+    }
+
+    /// Global attention with both products in bfloat16 (AMX), softmax and the relative
+    /// position bias in float32: the bf16 precision mode.
+    func attendGlobalBF16(qkv: Tensor, channels c: Int, gridH: Int, gridW: Int, relH: Tensor?, relW: Tensor?, into out: inout Tensor) {
+        let hd = c / heads, t = gridH * gridW
+        let scale = 1 / Float(hd).squareRoot()
+        let blocks = (t + Self.rowBlock - 1) / Self.rowBlock
+        // Per head, contiguous bf16 K^T [hd, t] and V [t, hd]: plain layouts let oneDNN use its
+        // AMX kernels (strided views fall back to slower generic ones).
+        var kT = [UInt16](repeating: 0, count: heads * hd * t), vB = [UInt16](repeating: 0, count: heads * t * hd)
+        qkv.data.withUnsafeBufferPointer { src in
+            kT.withUnsafeMutableBufferPointer { kp in
+                vB.withUnsafeMutableBufferPointer { vp in
+                    let sp = src.baseAddress!, kb = kp.baseAddress!, vb = vp.baseAddress!
+                    Parallel.forEach(heads) { h in
+                        var row = [Float](repeating: 0, count: t)
+                        for d in 0..<hd {
+                            for i in 0..<t { row[i] = sp[i * 3 * c + c + h * hd + d] }
+                            asn_to_bf16(row, kb + (h * hd + d) * t, Int64(t), 1)
+                        }
+                        for i in 0..<t { asn_to_bf16(sp + i * 3 * c + 2 * c + h * hd, vb + (h * t + i) * hd, Int64(hd), 1) }
+                    }
+                }
+            }
+        }
+        qkv.data.withUnsafeBufferPointer { qkvp in
+            kT.withUnsafeBufferPointer { kp in
+              vB.withUnsafeBufferPointer { vp in
+                out.data.withUnsafeMutableBufferPointer { outp in
+                    let qkvBase = qkvp.baseAddress!, kBase = kp.baseAddress!, vBase = vp.baseAddress!, outBase = outp.baseAddress!
+                    let maxRows = min(t, Self.rowBlock)
+                    Parallel.chunks(heads * blocks) { taskRange in
+                        let s = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * t)
+                        let sB = UnsafeMutablePointer<UInt16>.allocate(capacity: maxRows * t)
+                        let qB = UnsafeMutablePointer<UInt16>.allocate(capacity: maxRows * hd)
+                        let o = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * hd)
+                        defer { s.deallocate(); sB.deallocate(); qB.deallocate(); o.deallocate() }
+                        for task in taskRange {
+                            let head = task / blocks, blk = task % blocks
+                            let r0 = blk * Self.rowBlock, rows = min(t, r0 + Self.rowBlock) - r0
+                            let q = qkvBase + r0 * 3 * c + head * hd
+                            for r in 0..<rows { asn_to_bf16(q + r * 3 * c, qB + r * hd, Int64(hd), scale) }
+                            var rc = asn_bf16_gemm(Int64(rows), Int64(t), Int64(hd), qB, Int64(hd),
+                                                   kBase + head * hd * t, Int64(t), 0, s, Int64(t))
+                            precondition(rc == 0, "bf16 attention scores failed (\(rc))")
+                            if let relH, let relW {
+                                relH.data.withUnsafeBufferPointer { rh in
+                                    relW.data.withUnsafeBufferPointer { rw in
+                                        asn_add_rel_pos(s, rows, r0, q, 3 * c, hd, rh.baseAddress!, rw.baseAddress!, gridH, gridW)
+                                    }
+                                }
+                            }
+                            Ops.softmaxRows(s, rows: rows, n: t)
+                            asn_to_bf16(s, sB, Int64(rows * t), 1)
+                            rc = asn_bf16_gemm(Int64(rows), Int64(hd), Int64(t), sB, Int64(t),
+                                               vBase + head * t * hd, Int64(hd), 0, o, Int64(hd))
+                            precondition(rc == 0, "bf16 attention output failed (\(rc))")
+                            for r in 0..<rows { (outBase + (r0 + r) * c + head * hd).update(from: o + r * hd, count: hd) }
+                        }
+                    }
+                }
+              }
             }
         }
     }

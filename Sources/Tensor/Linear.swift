@@ -15,15 +15,19 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 }
 
 /// A linear layer y = x @ W^T + b whose weights are prepared once for the chosen precision.
+/// In bf16 the float32 weights are not kept (the bf16 copy is the layer).
 public final class Linear: @unchecked Sendable {
-    public let weight: Tensor  // [out, in]
+    /// [out, in]; empty when the layer runs in bf16.
+    public let weight: Tensor
     public let bias: Tensor?
+    let outFeatures: Int, inFeatures: Int
     public let precision: Precision
     private let bf16: OpaquePointer?
 
     public init(weight: Tensor, bias: Tensor?, precision: Precision = .fp32) {
-        self.weight = weight
         self.bias = bias
+        outFeatures = weight.shape[0]
+        inFeatures = weight.shape[1]
         var handle: OpaquePointer?
         if precision == .bf16 {
             handle = weight.data.withUnsafeBufferPointer {
@@ -33,13 +37,14 @@ public final class Linear: @unchecked Sendable {
         // Fall back to fp32 where oneDNN cannot build a bf16 matmul.
         self.bf16 = handle
         self.precision = handle == nil ? .fp32 : precision
+        self.weight = handle == nil ? weight : Tensor(zeros: [0])
     }
 
     deinit { if let bf16 { asn_bf16_linear_free(bf16) } }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
         guard let bf16 else { return GEMM.linear(x, weight: weight, bias: bias) }
-        let inF = weight.shape[1], outF = weight.shape[0]
+        let inF = inFeatures, outF = outFeatures
         let rows = x.count / inF
         var shape = x.shape
         shape[shape.count - 1] = outF
@@ -49,7 +54,7 @@ public final class Linear: @unchecked Sendable {
                 asn_bf16_linear_run(bf16, xp.baseAddress!, Int64(rows), op.baseAddress!, 0)
             }
         }
-        guard rc == 0 else { return GEMM.linear(x, weight: weight, bias: bias) }
+        precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inF)")
         if let bias { Ops.addBias(&out, bias) }
         return out
     }

@@ -24,7 +24,7 @@ struct EncoderBench: ParsableCommand {
     @Option(help: "Precision of the large products: fp32 or bf16.") var precision: Precision = .fp32
 
     func run() throws {
-        let store: ParameterStore
+        var store: ParameterStore?
         var config: SAMConfig
         if let checkpoint {
             let t = try SAMCheckpoint.tensors(checkpoint)
@@ -37,7 +37,8 @@ struct EncoderBench: ParsableCommand {
             config = c
             store = RandomWeights.imageEncoder(c, seed: 1)
         }
-        let encoder = try ImageEncoderViT(config: config, weights: store, precision: precision)
+        let encoder = try ImageEncoderViT(config: config, weights: store!, precision: precision)
+        store = nil  // the encoder holds what it needs
         let side = input ?? config.imageSize
         var r = SeededRandom(seed: 7)
         let image = Tensor(shape: [3, side, side], data: (0..<(3 * side * side)).map { _ in Float(r.gaussian()) })

@@ -19,6 +19,15 @@ int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y,
 
 void asn_bf16_linear_free(asn_bf16_linear *l);
 
+/// Float32 -> bfloat16 (round to nearest even) of n values.
+void asn_to_bf16(const float *src, uint16_t *dst, int64_t n, float scale);
+
+/// C[m, n] (float32, row stride ldc) = A[m, k] @ op(B), A and B bfloat16 with row strides
+/// lda / ldb; op(B) = B^T when trans_b (B stored [n, k]) else B (stored [k, n]). Safe to call
+/// from several threads (a stream per thread, primitives cached by shape). Returns 0 on success.
+int asn_bf16_gemm(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                  int trans_b, float *c, int64_t ldc);
+
 /// The ISA oneDNN dispatches to (e.g. "avx512_core_amx"), for reports.
 const char *asn_bf16_isa(void);
 
