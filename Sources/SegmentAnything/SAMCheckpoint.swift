@@ -55,7 +55,7 @@ public enum SAMCheckpoint {
             cfg.iouHeadDepth = ih
             cfg.iouHeadHiddenDim = try shape("mask_decoder.iou_prediction_head.layers.0.weight")[0]
         }
-        if let official = SAMConfig.registry.values.first(where: { $0.embedDim == e && $0.depth == depth && $0.imageSize == g * p }) {
+        if let official = [SAMConfig.vitB, .vitL, .vitH].first(where: { $0.embedDim == e && $0.depth == depth && $0.imageSize == g * p }) {
             cfg.name = official.name
             cfg.numHeads = official.numHeads
         }

@@ -39,8 +39,23 @@ public struct SAMConfig: Codable, Equatable, Sendable {
     public static let vitL = official("vit_l", embed: 1024, depth: 24, heads: 16, global: [5, 11, 17, 23])
     public static let vitH = official("vit_h", embed: 1280, depth: 32, heads: 16, global: [7, 15, 23, 31])
 
+    /// A test size shaped like the parity fixture `tiny_a` (windows that need padding, one
+    /// global block).
+    public static let tiny = SAMConfig(
+        name: "tiny", imageSize: 224, patchSize: 16, embedDim: 48, depth: 3, numHeads: 3, mlpRatio: 4, windowSize: 4,
+        globalAttentionIndexes: [1], useRelPos: true, outChannels: 32, maskInChannels: 16, decoderDepth: 2,
+        decoderMLPDim: 64, decoderHeads: 4, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 32)
+
+    /// A small size for demos on any CPU: 256-pixel input, 16 x 16 x 256 embeddings.
+    public static let demo = SAMConfig(
+        name: "demo", imageSize: 256, patchSize: 16, embedDim: 192, depth: 4, numHeads: 3, mlpRatio: 4, windowSize: 8,
+        globalAttentionIndexes: [1, 3], useRelPos: true, outChannels: 256, maskInChannels: 16, decoderDepth: 2,
+        decoderMLPDim: 2048, decoderHeads: 8, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 256)
+
     /// The registry of named sizes.
-    public static let registry: [String: SAMConfig] = ["vit_b": vitB, "vit_l": vitL, "vit_h": vitH]
+    public static let registry: [String: SAMConfig] = [
+        "vit_b": vitB, "vit_l": vitL, "vit_h": vitH, "tiny": tiny, "demo": demo,
+    ]
 
     public static func named(_ name: String) -> SAMConfig? { registry[name] }
 }

@@ -53,3 +53,24 @@ import Testing
         #expect(throws: CheckpointError.unexpectedKeys(["image_encoder.blocks.0.attn.surprise"])) { try store.finish() }
     }
 }
+
+@Suite struct RegistryTests {
+    /// Random weights of every registered size load strictly and run; sizes follow build_sam.py.
+    @Test func everySizeBuildsFromOneRegistry() throws {
+        #expect(SAMConfig.vitB.embedDim == 768 && SAMConfig.vitB.depth == 12 && SAMConfig.vitB.globalAttentionIndexes == [2, 5, 8, 11])
+        #expect(SAMConfig.vitL.embedDim == 1024 && SAMConfig.vitL.depth == 24 && SAMConfig.vitL.globalAttentionIndexes == [5, 11, 17, 23])
+        #expect(SAMConfig.vitH.embedDim == 1280 && SAMConfig.vitH.depth == 32 && SAMConfig.vitH.numHeads == 16)
+        for name in ["tiny", "demo"] {
+            let c = try #require(SAMConfig.named(name))
+            let store = RandomWeights.imageEncoder(c, seed: 3)
+            let encoder = try ImageEncoderViT(config: c, weights: store)
+            try store.finish()
+            let out = encoder(Tensor(repeating: 0.1, shape: [3, c.imageSize, c.imageSize]))
+            #expect(out.shape == [c.outChannels, c.gridSize, c.gridSize])
+            #expect(out.data.allSatisfy { $0.isFinite })
+            // The inferred config of its own weights is the same size.
+            let inferred = try SAMCheckpoint.inferConfig(store.tensors)
+            #expect(inferred.embedDim == c.embedDim && inferred.numHeads == c.numHeads && inferred.windowSize == c.windowSize)
+        }
+    }
+}
