@@ -111,3 +111,33 @@ enum GradCheck {
         #expect(y.requiresGrad)
     }
 }
+
+@Suite struct MoreGradientChecks {
+    @Test func transposedConvolutionAndLayerNorm2d() {
+        var r = GradCheck.RNG(s: 9)
+        let x = GradCheck.random([3, 4, 5], &r), w = GradCheck.random([3, 2, 2, 2], &r), b = GradCheck.random([2], &r)
+        #expect(GradCheck.check([x, w, b]) { Variable.convTranspose2d($0[0], $0[1], $0[2]) } < 2e-2)
+        let g = GradCheck.random([3], &r), bb = GradCheck.random([3], &r)
+        #expect(GradCheck.check([x, g, bb]) { $0[0].layerNorm2d($0[1], $0[2], eps: 1e-6) } < 2e-2)
+    }
+
+    @Test func adamMinimisesAQuadratic() {
+        // f(p) = sum((p - 3)^2): Adam drives p to 3.
+        let p = Variable(Tensor(shape: [4], data: [0, 1, -2, 10]), requiresGrad: true)
+        let target = Variable(Tensor(repeating: -3, shape: [4]))
+        let opt = Adam([p], learningRate: 0.1)
+        for _ in 0..<500 {
+            let d = p + target
+            (d * d).sum().backward()
+            opt.update()
+        }
+        #expect(p.value.data.allSatisfy { abs($0 - 3) < 1e-2 }, "\(p.value.data)")
+    }
+
+    @Test func plateauHalvesTheRate() {
+        let opt = Adam([Variable(Tensor(zeros: [1]), requiresGrad: true)], learningRate: 1)
+        var s = PlateauSchedule(factor: 0.5, patience: 2)
+        for v: Float in [5, 4, 4, 4, 4] { _ = s.step(v, optimizer: opt) }
+        #expect(opt.learningRate == 0.5)
+    }
+}

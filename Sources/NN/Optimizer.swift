@@ -1,0 +1,68 @@
+import Foundation
+import Tensor
+
+/// Adam (Kingma & Ba), as torch.optim.Adam with default betas and no weight decay.
+public final class Adam {
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, eps: Float
+    let parameters: [Variable]
+    var m: [[Float]], v: [[Float]]
+    var step = 0
+
+    public init(_ parameters: [Variable], learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8) {
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        m = parameters.map { [Float](repeating: 0, count: $0.value.count) }
+        v = m
+    }
+
+    /// One update from the parameters' accumulated gradients, which it then clears.
+    public func update() {
+        step += 1
+        let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            for j in 0..<g.count {
+                m[i][j] = beta1 * m[i][j] + (1 - beta1) * g.data[j]
+                v[i][j] = beta2 * v[i][j] + (1 - beta2) * g.data[j] * g.data[j]
+                let mh = m[i][j] / c1, vh = v[i][j] / c2
+                p.value.data[j] -= learningRate * mh / (vh.squareRoot() + eps)
+            }
+            p.grad = nil
+        }
+    }
+}
+
+/// ReduceLROnPlateau (mode min): multiplies the rate by `factor` after `patience` epochs
+/// without improvement of more than `threshold` (relative).
+public struct PlateauSchedule {
+    public var factor: Float = 0.5
+    public var patience = 5
+    public var threshold: Float = 1e-4
+    public var minimumRate: Float = 1e-6
+    var best = Float.infinity
+    var bad = 0
+
+    public init(factor: Float = 0.5, patience: Int = 5) {
+        self.factor = factor
+        self.patience = patience
+    }
+
+    /// Feeds one epoch's monitored value; returns the new rate.
+    public mutating func step(_ value: Float, optimizer: Adam) -> Float {
+        if value < best * (1 - threshold) {
+            best = value
+            bad = 0
+        } else {
+            bad += 1
+            if bad > patience {
+                optimizer.learningRate = max(minimumRate, optimizer.learningRate * factor)
+                bad = 0
+            }
+        }
+        return optimizer.learningRate
+    }
+}
