@@ -71,14 +71,25 @@ let package = Package(
             dependencies: ["Tensor", "NN", "CKernels", "CBF16"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
         ),
+        // The method: preprocessing plans, the embedding cache, the heads, training and
+        // evaluation on top of the frozen encoder.
+        .target(
+            name: "AutoSAM",
+            dependencies: [
+                "CardiacImaging", "SegmentAnything", "NN", "Tensor",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
+        ),
         .executableTarget(
             name: "autosam",
             dependencies: [
-                "CardiacImaging", "SegmentAnything",
+                "CardiacImaging", "SegmentAnything", "AutoSAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
+        .testTarget(name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging"]),
         .testTarget(
             name: "SegmentAnythingTests",
             dependencies: ["SegmentAnything", "NN", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],

@@ -1,0 +1,108 @@
+import CardiacImaging
+import Foundation
+import NN
+import Tensor
+
+/// What is saved beside the head weights (`model.json`): everything inference needs to replay
+/// training, and where the model came from.
+public struct HeadMetadata: Codable, Sendable {
+    public var kind: HeadKind
+    public var classes: [String]
+    public var inChannels: Int
+    public var encoder: String
+    public var encoderSize: String
+    public var plan: PreprocessingPlan
+    public var trainingPatients: [String]
+    public var validationPatients: [String]
+    public var validationDice: Double
+    public var epochs: Int
+    public var options: TrainingOptions
+    public var created: String
+    public var software: String
+
+    public init(
+        kind: HeadKind, classes: [String], inChannels: Int, encoder: String, encoderSize: String, plan: PreprocessingPlan,
+        trainingPatients: [String], validationPatients: [String], validationDice: Double, epochs: Int,
+        options: TrainingOptions, created: String, software: String
+    ) {
+        self.kind = kind
+        self.classes = classes
+        self.inChannels = inChannels
+        self.encoder = encoder
+        self.encoderSize = encoderSize
+        self.plan = plan
+        self.trainingPatients = trainingPatients
+        self.validationPatients = validationPatients
+        self.validationDice = validationDice
+        self.epochs = epochs
+        self.options = options
+        self.created = created
+        self.software = software
+    }
+}
+
+/// A trained head on disk: `<dir>/head.safetensors` and `<dir>/model.json`.
+public enum HeadModel {
+    public static func save(_ head: SegmentationHead, metadata: HeadMetadata, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let tensors = Dictionary(uniqueKeysWithValues: head.parameters.map { ($0.0, $0.1.value) })
+        try AtomicFile.write(try SafeTensors.encode(tensors, metadata: ["format": "autosam-head"]), to: dir + "/head.safetensors")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(metadata), to: dir + "/model.json")
+    }
+
+    /// Loads a head, strictly: every parameter present with its shape, nothing extra.
+    public static func load(_ dir: String) throws -> (SegmentationHead, HeadMetadata) {
+        guard let json = FileManager.default.contents(atPath: dir + "/model.json") else {
+            throw CheckpointError.unreadable(path: dir + "/model.json", reason: "no model metadata")
+        }
+        let meta = try JSONDecoder().decode(HeadMetadata.self, from: json)
+        let head = Heads.make(meta.kind, inChannels: meta.inChannels, classes: meta.classes.count, seed: 0)
+        let store = ParameterStore(try SafeTensors.load(dir + "/head.safetensors").tensors)
+        for (name, v) in head.parameters { v.value = try store.take(name, shape: v.value.shape) }
+        try store.finish()
+        return (head, meta)
+    }
+}
+
+/// Segments volumes with a frozen encoder and a trained head.
+public struct Segmenter {
+    public let head: SegmentationHead
+    public let metadata: HeadMetadata
+    public let encoder: FrozenEncoder
+    public let cache: EmbeddingCache?
+
+    public init(head: SegmentationHead, metadata: HeadMetadata, encoder: FrozenEncoder, cache: EmbeddingCache? = nil) throws {
+        guard encoder.identity == metadata.encoder else {
+            throw CheckpointError.notACheckpoint(
+                path: "model", reason: "the head was trained on encoder '\(metadata.encoder)' but '\(encoder.identity)' was given")
+        }
+        self.head = head
+        self.metadata = metadata
+        self.encoder = encoder
+        self.cache = cache
+    }
+
+    /// Labels for one 3D frame, on exactly the frame's grid.
+    public func segment(_ frame: Volume) throws -> LabelMap {
+        let plan = metadata.plan
+        var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
+        let (nx, ny) = (frame.shape.nx, frame.shape.ny)
+        for k in 0..<frame.shape.nz {
+            let windowed = plan.window(try frame.slice(k))
+            let compute = { encoder.embed(plan.encoderInput(windowed)) }
+            let emb = cache.map { $0.embedding(key: EmbeddingCache.key(encoder: encoder.identity, plan: plan, pixels: windowed), compute: compute) } ?? compute()
+            let logits = Autograd.withoutGrad { head.forward(Variable(emb)) }.value
+            // Back to the slice's own grid, then argmax.
+            let up = Resize.bilinear(logits, height: ny, width: nx)
+            let c = up.shape[0], plane = nx * ny
+            for i in 0..<plane {
+                var best = 0
+                for cls in 1..<c where up.data[cls * plane + i] > up.data[best * plane + i] { best = cls }
+                labels[k * plane + i] = UInt8(best)
+            }
+        }
+        return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
+    }
+}

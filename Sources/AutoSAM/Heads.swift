@@ -1,0 +1,129 @@
+import Foundation
+import NN
+import Tensor
+
+/// The prompt-free heads of the paper: image embedding [C_in, g, g] -> class logits
+/// [classes, 4g, 4g]. Parameters are named like PyTorch state-dict keys for saving.
+public protocol SegmentationHead: AnyObject {
+    var kind: HeadKind { get }
+    var classes: Int { get }
+    /// Named parameters, in a fixed order.
+    var parameters: [(String, Variable)] { get }
+    func forward(_ embedding: Variable) -> Variable
+}
+
+public enum HeadKind: String, Codable, CaseIterable, Sendable {
+    case cnn
+    case linear
+}
+
+/// Seeded parameter initialisation (Kaiming-uniform like PyTorch's default for convolutions).
+struct Initializer {
+    var state: UInt64
+    mutating func uniform() -> Float {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Double(state >> 11) / Double(1 << 53)) * 2 - 1
+    }
+    mutating func conv(_ cout: Int, _ cin: Int, _ k: Int) -> Variable {
+        let bound = 1 / Float(cin * k * k).squareRoot()
+        return Variable(Tensor(shape: [cout, cin, k, k], data: (0..<(cout * cin * k * k)).map { _ in uniform() * bound }), requiresGrad: true)
+    }
+    mutating func convT(_ cin: Int, _ cout: Int, _ k: Int) -> Variable {
+        let bound = 1 / Float(cout * k * k).squareRoot()
+        return Variable(Tensor(shape: [cin, cout, k, k], data: (0..<(cout * cin * k * k)).map { _ in uniform() * bound }), requiresGrad: true)
+    }
+    mutating func bias(_ n: Int, fanIn: Int) -> Variable {
+        let bound = 1 / Float(fanIn).squareRoot()
+        return Variable(Tensor(shape: [n], data: (0..<n).map { _ in uniform() * bound }), requiresGrad: true)
+    }
+    func ones(_ n: Int) -> Variable { Variable(Tensor(repeating: 1, shape: [n]), requiresGrad: true) }
+    func zeros(_ n: Int) -> Variable { Variable(Tensor(zeros: [n]), requiresGrad: true) }
+}
+
+/// Encoder + CNN: two 1x1 convolutions, two stages of [3x3 conv, ReLU, 3x3 conv, ReLU,
+/// 2x2 transposed conv stride 2] halving the width, then a 3x3 and a 1x1 convolution.
+public final class CNNHead: SegmentationHead {
+    public let kind = HeadKind.cnn
+    public let classes: Int
+    public let parameters: [(String, Variable)]
+
+    public init(inChannels c: Int, classes: Int, seed: UInt64 = 0) {
+        self.classes = classes
+        var r = Initializer(state: seed &+ 0x5EED)
+        let c1 = c / 2, c2 = c / 4
+        var p: [(String, Variable)] = []
+        func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
+            p.append((name + ".weight", r.conv(cout, cin, k)))
+            p.append((name + ".bias", r.bias(cout, fanIn: cin * k * k)))
+        }
+        func convT(_ name: String, _ cin: Int, _ cout: Int) {
+            p.append((name + ".weight", r.convT(cin, cout, 2)))
+            p.append((name + ".bias", r.bias(cout, fanIn: cout * 4)))
+        }
+        conv("reduce.0", c, c, 1)
+        conv("reduce.1", c, c, 1)
+        conv("stage1.conv1", c1, c, 3)
+        conv("stage1.conv2", c1, c1, 3)
+        convT("stage1.up", c1, c1)
+        conv("stage2.conv1", c2, c1, 3)
+        conv("stage2.conv2", c2, c2, 3)
+        convT("stage2.up", c2, c2)
+        conv("out.conv3", c2, c2, 3)
+        conv("out.conv1", classes, c2, 1)
+        parameters = p
+    }
+
+    public func forward(_ x: Variable) -> Variable {
+        let p = Dictionary(uniqueKeysWithValues: parameters)
+        func conv(_ n: String, _ v: Variable, pad: Int) -> Variable { Variable.conv2d(v, p[n + ".weight"]!, p[n + ".bias"]!, padding: pad) }
+        var y = conv("reduce.0", x, pad: 0).relu()
+        y = conv("reduce.1", y, pad: 0).relu()
+        y = conv("stage1.conv1", y, pad: 1).relu()
+        y = conv("stage1.conv2", y, pad: 1).relu()
+        y = Variable.convTranspose2d(y, p["stage1.up.weight"]!, p["stage1.up.bias"]!)
+        y = conv("stage2.conv1", y, pad: 1).relu()
+        y = conv("stage2.conv2", y, pad: 1).relu()
+        y = Variable.convTranspose2d(y, p["stage2.up.weight"]!, p["stage2.up.bias"]!)
+        y = conv("out.conv3", y, pad: 1).relu()
+        return conv("out.conv1", y, pad: 0)
+    }
+}
+
+/// Encoder + Linear: SAM's output upscaling (2x2 transposed convs 256 -> 64 -> 32 with
+/// LayerNorm2d and GELU), then 1x1 conv, ReLU, 1x1 conv to the classes.
+public final class LinearHead: SegmentationHead {
+    public let kind = HeadKind.linear
+    public let classes: Int
+    public let parameters: [(String, Variable)]
+
+    public init(inChannels c: Int, classes: Int, seed: UInt64 = 0) {
+        self.classes = classes
+        var r = Initializer(state: seed &+ 0x11AEA)
+        let c1 = c / 4, c2 = c / 8
+        parameters = [
+            ("up1.weight", r.convT(c, c1, 2)), ("up1.bias", r.bias(c1, fanIn: c1 * 4)),
+            ("norm1.weight", r.ones(c1)), ("norm1.bias", r.zeros(c1)),
+            ("up2.weight", r.convT(c1, c2, 2)), ("up2.bias", r.bias(c2, fanIn: c2 * 4)),
+            ("fc1.weight", r.conv(c2, c2, 1)), ("fc1.bias", r.bias(c2, fanIn: c2)),
+            ("fc2.weight", r.conv(classes, c2, 1)), ("fc2.bias", r.bias(classes, fanIn: c2)),
+        ]
+    }
+
+    public func forward(_ x: Variable) -> Variable {
+        let p = Dictionary(uniqueKeysWithValues: parameters)
+        var y = Variable.convTranspose2d(x, p["up1.weight"]!, p["up1.bias"]!)
+        y = y.layerNorm2d(p["norm1.weight"]!, p["norm1.bias"]!, eps: 1e-6).gelu()
+        y = Variable.convTranspose2d(y, p["up2.weight"]!, p["up2.bias"]!).gelu()
+        y = Variable.conv2d(y, p["fc1.weight"]!, p["fc1.bias"]!).relu()
+        return Variable.conv2d(y, p["fc2.weight"]!, p["fc2.bias"]!)
+    }
+}
+
+public enum Heads {
+    public static func make(_ kind: HeadKind, inChannels: Int, classes: Int, seed: UInt64) -> SegmentationHead {
+        switch kind {
+        case .cnn: CNNHead(inChannels: inChannels, classes: classes, seed: seed)
+        case .linear: LinearHead(inChannels: inChannels, classes: classes, seed: seed)
+        }
+    }
+}

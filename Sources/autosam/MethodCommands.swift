@@ -1,0 +1,127 @@
+import ArgumentParser
+import AutoSAM
+import CardiacImaging
+import Foundation
+import NN
+import Tensor
+
+extension HeadKind: ExpressibleByArgument {}
+
+struct FitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit", abstract: "Train a prompt-free head on a frozen SAM encoder from labelled ACDC-layout volumes.")
+
+    @Option(help: "ACDC-layout dataset folder.") var data: String
+    @Option(help: "Training patients, comma-separated (e.g. patient001,patient002).") var train: String
+    @Option(help: "Validation patients, comma-separated (early stopping).") var validation: String?
+    @Option(help: "Head: cnn or linear.") var head: HeadKind = .cnn
+    @Option(help: "Encoder: a checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
+    @Option(help: "Output model folder.") var out: String
+    @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
+    @Option(help: "Epochs.") var epochs = 120
+    @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        let all = try ACDCDataset.patients(in: data)
+        func pick(_ list: String?) throws -> [ACDCPatient] {
+            guard let list else { return [] }
+            return try list.split(separator: ",").map { id in
+                guard let p = all.first(where: { $0.id == id }) else { throw ValidationError("no patient \(id) in \(data)") }
+                return p
+            }
+        }
+        let trainP = try pick(train), valP = try pick(validation)
+        guard !trainP.isEmpty else { throw ValidationError("no training patients") }
+        for p in trainP + valP where !(p.hasLabels(frame: p.info.ed) && p.hasLabels(frame: p.info.es)) {
+            throw ValidationError("\(p.id) has no ED/ES ground truth (_gt) to train on")
+        }
+        let enc = try FrozenEncoder(source: encoder)
+        let plan = PreprocessingPlan.robust(encoderSize: enc.config.imageSize)
+        let cacheStore = try EmbeddingCache(folder: cache)
+        let start = Date()
+        let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore) { print($0) }
+        let valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0) }
+        print(String(format: "encoded %d + %d slices in %.1f s (cache: %d hits, %d computed, %d repaired)",
+                     trainS.count, valS.count, Date().timeIntervalSince(start), cacheStore.hits, cacheStore.misses, cacheStore.repaired))
+        let model = Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.seed = seed
+        let reports = Trainer.fit(model, train: trainS, validation: valS, options: options) { r in
+            let left = r.seconds * Double(epochs - r.epoch)
+            print(String(format: "epoch %3d  loss %.4f  val Dice %.4f  lr %.2g  %.1f s/epoch, ~%.0f s left", r.epoch, r.loss, r.validationDice, r.learningRate, r.seconds, left))
+        }
+        let best = reports.map(\.validationDice).max() ?? .nan
+        let meta = HeadMetadata(
+            kind: head, classes: CardiacLabel.allCases.map(\.name), inChannels: enc.config.outChannels, encoder: enc.identity,
+            encoderSize: enc.config.name, plan: plan, trainingPatients: trainP.map(\.id), validationPatients: valP.map(\.id),
+            validationDice: best, epochs: reports.count, options: options,
+            created: ISO8601DateFormatter().string(from: Date()), software: "autosam \(BuildInfo.version)")
+        try HeadModel.save(model, metadata: meta, to: out)
+        print(String(format: "saved %@ (best validation Dice %.4f)", out, best))
+    }
+}
+
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment", abstract: "Segment a 3D NIfTI volume (or an ACDC patient's ED/ES frames) with a trained head.")
+
+    @Option(help: "Model folder made by autosam fit.") var model: String
+    @Option(help: "Encoder: the checkpoint path or size name the model was trained on.") var encoder = "demo"
+    @Argument(help: "Input: a 3D .nii/.nii.gz, or an ACDC patient folder.") var input: String
+    @Option(help: "Output label map (.nii.gz), or an output folder for a patient.") var out: String
+
+    func run() throws {
+        let (head, meta) = try HeadModel.load(model)
+        let seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoder))
+        if FileManager.default.fileExists(atPath: input + "/Info.cfg") {
+            let p = try ACDCPatient(folder: input)
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            for f in Set([p.info.ed, p.info.es]).sorted() {
+                let labels = try seg.segment(try NIfTI.read3D(p.imagePath(frame: f)))
+                let path = "\(out)/\(ACDCPatient.frameName(p.id, frame: f))_pred.nii.gz"
+                try NIfTI.write(labels, to: path)
+                print("wrote \(path)")
+            }
+        } else {
+            let labels = try seg.segment(try NIfTI.read3D(input))
+            try NIfTI.write(labels, to: out)
+            print("wrote \(out)")
+        }
+    }
+}
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate", abstract: "Dice, ASSD and HD95 per class and volume of a trained head on labelled patients.")
+
+    @Option(help: "Model folder.") var model: String
+    @Option(help: "Encoder the model was trained on.") var encoder = "demo"
+    @Option(help: "ACDC-layout dataset folder.") var data: String
+    @Option(help: "Patients, comma-separated (default: all not used in training).") var patients: String?
+    @Option(help: "Write per-volume results as JSON here.") var json: String?
+
+    func run() throws {
+        let (head, meta) = try HeadModel.load(model)
+        let seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoder))
+        var list = try ACDCDataset.patients(in: data)
+        if let patients { let ids = Set(patients.split(separator: ",").map(String.init)); list = list.filter { ids.contains($0.id) } }
+        else { list = list.filter { !meta.trainingPatients.contains($0.id) && !meta.validationPatients.contains($0.id) } }
+        print("volume                 RV Dice  Myo Dice  LV Dice   mean   ASSD mm")
+        var rows: [[String: Any]] = [], means: [Double] = [], assds: [Double] = []
+        for p in list {
+            for f in Set([p.info.ed, p.info.es]).sorted() where p.hasLabels(frame: f) {
+                let (image, gt) = try p.labelledFrame(f)
+                let m = try SegmentationMetrics.evaluate(prediction: try seg.segment(image), reference: gt)
+                let d = [1, 2, 3].map { m[UInt8($0)]?.dice ?? .nan }
+                print(String(format: "%@ frame %02d   %6.3f   %6.3f   %6.3f  %6.3f  %7.2f", p.id, f, d[0], d[1], d[2], m.meanDice, m.meanASSD ?? .nan))
+                means.append(m.meanDice)
+                if let a = m.meanASSD { assds.append(a) }
+                rows.append(["patient": p.id, "frame": f, "dice": d, "mean_dice": m.meanDice, "assd": m.meanASSD ?? NSNull()])
+            }
+        }
+        let md = means.reduce(0, +) / Double(max(1, means.count)), ma = assds.reduce(0, +) / Double(max(1, assds.count))
+        print(String(format: "mean over %d volumes: Dice %.4f, ASSD %.2f mm", means.count, md, ma))
+        if let json { try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["volumes": rows, "mean_dice": md, "mean_assd": ma], options: [.prettyPrinted, .sortedKeys]), to: json) }
+    }
+}
