@@ -73,12 +73,23 @@ public enum Trainer {
             }
             var total: Float = 0
             for batchStart in stride(from: 0, to: order.count, by: options.batchSize) {
-                let batch = order[batchStart..<min(order.count, batchStart + options.batchSize)]
-                for i in batch {
-                    let l = loss(head.forward(Variable(train[i].embedding)), labels: train[i].labels)
-                    total += l.value.data[0]
-                    l.backward(seed: Tensor(shape: [1], data: [1 / Float(batch.count)]))
+                let batch = Array(order[batchStart..<min(order.count, batchStart + options.batchSize)])
+                // The batch's samples run in parallel (single-threaded GEMMs inside), each
+                // adding its gradient to the shared parameters.
+                var losses = [Float](repeating: 0, count: batch.count)
+                let sinks = batch.map { _ in LeafGradients() }
+                losses.withUnsafeMutableBufferPointer { lp in
+                    let out = lp.baseAddress!
+                    Parallel.forEach(batch.count) { b in
+                        let i = batch[b]
+                        let l = loss(head.forward(Variable(train[i].embedding)), labels: train[i].labels)
+                        out[b] = l.value.data[0]
+                        l.backward(seed: Tensor(shape: [1], data: [1 / Float(batch.count)]), leaves: sinks[b])
+                    }
                 }
+                // Summed in sample order: the same seed gives the same model.
+                for sink in sinks { sink.apply(to: params) }
+                total += losses.reduce(0, +)
                 opt.update()
             }
             let meanLoss = total / Float(max(1, train.count))

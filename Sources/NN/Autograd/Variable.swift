@@ -32,7 +32,12 @@ public final class Variable {
 
     /// Back-propagates from this scalar (or with `seed` as d(loss)/d(this)), accumulating
     /// `grad` on every variable that requires it.
-    public func backward(seed: Tensor? = nil) {
+    public func backward(seed: Tensor? = nil) { backward(seed: seed, leaves: nil) }
+
+    /// Like `backward`, but leaf gradients go to `leaves` instead of the leaves' `grad`, so
+    /// that graphs sharing parameters can be back-propagated on several threads and their
+    /// gradients summed afterwards in a fixed order (reproducible training).
+    public func backward(seed: Tensor?, leaves: LeafGradients?) {
         // Topological order by depth-first search.
         var order: [Variable] = []
         var seen = Set<ObjectIdentifier>()
@@ -47,7 +52,13 @@ public final class Variable {
             guard let g = v.grad, let fn = v.backwardFn else { continue }
             for (p, pg) in zip(v.parents, fn(g)) where p.requiresGrad {
                 guard let pg else { continue }
-                if p.grad == nil { p.grad = pg } else { Ops.add(&p.grad!, pg) }
+                if p.parents.isEmpty, let leaves {
+                    leaves.add(p, pg)
+                } else if p.grad == nil {
+                    p.grad = pg
+                } else {
+                    Ops.add(&p.grad!, pg)
+                }
             }
             // Intermediate gradients are not needed once passed on.
             if !v.parents.isEmpty { v.grad = nil }
@@ -55,6 +66,26 @@ public final class Variable {
     }
 
     public func zeroGrad() { grad = nil }
+}
+
+/// Gradients of leaf variables collected by one backward pass.
+public final class LeafGradients {
+    var grads: [ObjectIdentifier: Tensor] = [:]
+
+    public init() {}
+
+    func add(_ v: Variable, _ g: Tensor) {
+        let id = ObjectIdentifier(v)
+        if grads[id] == nil { grads[id] = g } else { Ops.add(&grads[id]!, g) }
+    }
+
+    /// Adds the collected gradients to the variables' `grad`.
+    public func apply(to variables: [Variable]) {
+        for v in variables {
+            guard let g = grads[ObjectIdentifier(v)] else { continue }
+            if v.grad == nil { v.grad = g } else { Ops.add(&v.grad!, g) }
+        }
+    }
 }
 
 /// Tape control.
