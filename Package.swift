@@ -43,9 +43,22 @@ let package = Package(
         .target(name: "CBF16", dependencies: ["CDNNL"], path: "Sources/CBF16", cSettings: [.unsafeFlags(["-O3"])]),
         // oneDNN's sgemm (Debian: libdnnl-dev), chosen by measurement as the default GEMM.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // Narrow extern "C" API (asn_dicom.h) over DCMTK 3.6.7 (Debian: libdcmtk-dev); C++17
+        // inside, plain C structs outside. See docs/DICOM.md.
+        .target(
+            name: "CDicom",
+            path: "Sources/CDicom",
+            cxxSettings: [.define("HAVE_CONFIG_H"), .unsafeFlags(["-std=c++17"])],
+            linkerSettings: [
+                .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
+                .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmjpls"), .linkedLibrary("dcmimage"),
+                .linkedLibrary("dcmimgle"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"),
+                .linkedLibrary("ofstd"), .linkedLibrary("stdc++"),
+            ]
+        ),
         .target(
             name: "CardiacImaging",
-            dependencies: ["CNIfTI", "CBLAS"],
+            dependencies: ["CNIfTI", "CBLAS", "CDicom"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // Dense Float32 tensors, GEMM through the BLAS, the kernels the models need.
