@@ -22,6 +22,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)  // progress lines reach logs as they happen
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {
             guard let list else { return [] }
@@ -102,6 +103,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Write per-volume results as JSON here.") var json: String?
 
     func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)
         let (head, meta) = try HeadModel.load(model)
         let seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoder))
         var list = try ACDCDataset.patients(in: data)
