@@ -22,7 +22,6 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 0
 
     func run() throws {
-        setvbuf(stdout, nil, _IOLBF, 0)  // progress lines reach logs as they happen
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {
             guard let list else { return [] }
@@ -40,8 +39,8 @@ struct FitCommand: ParsableCommand {
         let plan = PreprocessingPlan.robust(encoderSize: enc.config.imageSize)
         let cacheStore = try EmbeddingCache(folder: cache)
         let start = Date()
-        let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore) { print($0) }
-        let valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0) }
+        let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
+        let valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
         print(String(format: "encoded %d + %d slices in %.1f s (cache: %d hits, %d computed, %d repaired)",
                      trainS.count, valS.count, Date().timeIntervalSince(start), cacheStore.hits, cacheStore.misses, cacheStore.repaired))
         let model = Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
@@ -51,6 +50,7 @@ struct FitCommand: ParsableCommand {
         let reports = Trainer.fit(model, train: trainS, validation: valS, options: options) { r in
             let left = r.seconds * Double(epochs - r.epoch)
             print(String(format: "epoch %3d  loss %.4f  val Dice %.4f  lr %.2g  %.1f s/epoch, ~%.0f s left", r.epoch, r.loss, r.validationDice, r.learningRate, r.seconds, left))
+            fflush(nil)  // progress reaches logs as it happens
         }
         let best = reports.map(\.validationDice).max() ?? .nan
         let meta = HeadMetadata(
@@ -103,7 +103,6 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Write per-volume results as JSON here.") var json: String?
 
     func run() throws {
-        setvbuf(stdout, nil, _IOLBF, 0)
         let (head, meta) = try HeadModel.load(model)
         let seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoder))
         var list = try ACDCDataset.patients(in: data)
