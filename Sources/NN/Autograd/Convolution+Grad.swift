@@ -5,29 +5,14 @@ extension Variable {
     public static func conv2d(_ x: Variable, _ w: Variable, _ b: Variable?, stride: Int = 1, padding: Int = 0) -> Variable {
         let xv = x.value, wv = w.value
         let y = Conv.conv2d(xv, weight: wv, bias: b?.value, stride: stride, padding: padding)
-        let (cin, h, wd) = (xv.shape[0], xv.shape[1], xv.shape[2])
+        let cin = xv.shape[0]
         let (cout, _, kh, kw) = (wv.shape[0], wv.shape[1], wv.shape[2], wv.shape[3])
         let (oh, ow) = (y.shape[1], y.shape[2])
         return Variable(y, parents: [x, w] + (b.map { [$0] } ?? [])) { g in
             // im2col once more: cols[Cin*kh*kw, OH*OW]; dW = g[Cout, OHW] @ cols^T;
             // dcols = W^T @ g, scattered back (col2im) into dx.
             let kdim = cin * kh * kw, npos = oh * ow
-            var cols = [Float](repeating: 0, count: kdim * npos)
-            for ci in 0..<cin {
-                for ky in 0..<kh {
-                    for kx in 0..<kw {
-                        let row = (ci * kh + ky) * kw + kx
-                        for oy in 0..<oh {
-                            let iy = oy * stride - padding + ky
-                            guard iy >= 0 && iy < h else { continue }
-                            for ox in 0..<ow {
-                                let ix = ox * stride - padding + kx
-                                if ix >= 0 && ix < wd { cols[row * npos + oy * ow + ox] = xv.data[(ci * h + iy) * wd + ix] }
-                            }
-                        }
-                    }
-                }
-            }
+            let cols = Conv.im2col(xv, kh: kh, kw: kw, stride: stride, padding: padding)
             var dw = Tensor(zeros: wv.shape), dcols = [Float](repeating: 0, count: kdim * npos)
             g.data.withUnsafeBufferPointer { gp in
                 cols.withUnsafeBufferPointer { cp in
@@ -43,22 +28,7 @@ extension Variable {
                     }
                 }
             }
-            var dx = Tensor(zeros: xv.shape)
-            for ci in 0..<cin {
-                for ky in 0..<kh {
-                    for kx in 0..<kw {
-                        let row = (ci * kh + ky) * kw + kx
-                        for oy in 0..<oh {
-                            let iy = oy * stride - padding + ky
-                            guard iy >= 0 && iy < h else { continue }
-                            for ox in 0..<ow {
-                                let ix = ox * stride - padding + kx
-                                if ix >= 0 && ix < wd { dx.data[(ci * h + iy) * wd + ix] += dcols[row * npos + oy * ow + ox] }
-                            }
-                        }
-                    }
-                }
-            }
+            let dx = Conv.col2im(dcols, shape: xv.shape, kh: kh, kw: kw, stride: stride, padding: padding)
             var grads: [Tensor?] = [dx, dw]
             if b != nil {
                 var db = Tensor(zeros: [cout])
