@@ -19,11 +19,14 @@ public struct HeadMetadata: Codable, Sendable {
     public var options: TrainingOptions
     public var created: String
     public var software: String
+    /// The AutoSAM head's transformer heads and depth (nil for the CNN and linear heads).
+    public var decoderHeads: Int?
+    public var decoderDepth: Int?
 
     public init(
         kind: HeadKind, classes: [String], inChannels: Int, encoder: String, encoderSize: String, plan: PreprocessingPlan,
         trainingPatients: [String], validationPatients: [String], validationDice: Double, epochs: Int,
-        options: TrainingOptions, created: String, software: String
+        options: TrainingOptions, created: String, software: String, decoderHeads: Int? = nil, decoderDepth: Int? = nil
     ) {
         self.kind = kind
         self.classes = classes
@@ -38,6 +41,8 @@ public struct HeadMetadata: Codable, Sendable {
         self.options = options
         self.created = created
         self.software = software
+        self.decoderHeads = decoderHeads
+        self.decoderDepth = decoderDepth
     }
 }
 
@@ -45,7 +50,8 @@ public struct HeadMetadata: Codable, Sendable {
 public enum HeadModel {
     public static func save(_ head: SegmentationHead, metadata: HeadMetadata, to dir: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let tensors = Dictionary(uniqueKeysWithValues: head.parameters.map { ($0.0, $0.1.value) })
+        var tensors = Dictionary(uniqueKeysWithValues: head.parameters.map { ($0.0, $0.1.value) })
+        if let a = head as? AutoSAMHead { tensors[AutoSAMHead.gaussianKey] = a.gaussian }
         try AtomicFile.write(try SafeTensors.encode(tensors, metadata: ["format": "autosam-head"]), to: dir + "/head.safetensors")
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -58,8 +64,15 @@ public enum HeadModel {
             throw CheckpointError.unreadable(path: dir + "/model.json", reason: "no model metadata")
         }
         let meta = try JSONDecoder().decode(HeadMetadata.self, from: json)
-        let head = Heads.make(meta.kind, inChannels: meta.inChannels, classes: meta.classes.count, seed: 0)
-        let store = ParameterStore(try SafeTensors.load(dir + "/head.safetensors").tensors)
+        let saved = try SafeTensors.load(dir + "/head.safetensors").tensors
+        let head: SegmentationHead
+        if meta.kind == .autosam {
+            head = try AutoSAMHead(saved: saved, classes: meta.classes.count, heads: meta.decoderHeads ?? 8, depth: meta.decoderDepth ?? 2)
+        } else {
+            head = Heads.make(meta.kind, inChannels: meta.inChannels, classes: meta.classes.count, seed: 0)
+        }
+        let store = ParameterStore(saved)
+        store.ignore(prefix: AutoSAMHead.gaussianKey)
         for (name, v) in head.parameters { v.value = try store.take(name, shape: v.value.shape) }
         try store.finish()
         return (head, meta)

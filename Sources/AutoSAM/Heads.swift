@@ -13,6 +13,7 @@ public protocol SegmentationHead: AnyObject {
 }
 
 public enum HeadKind: String, Codable, CaseIterable, Sendable {
+    case autosam
     case cnn
     case linear
 }
@@ -120,9 +121,10 @@ public final class LinearHead: SegmentationHead {
 }
 
 public enum Heads {
+    /// A CNN or linear head (the AutoSAM head needs SAM's mask decoder: `AutoSAMHead(sam:...)`).
     public static func make(_ kind: HeadKind, inChannels: Int, classes: Int, seed: UInt64) -> SegmentationHead {
         switch kind {
-        case .cnn: CNNHead(inChannels: inChannels, classes: classes, seed: seed)
+        case .cnn, .autosam: CNNHead(inChannels: inChannels, classes: classes, seed: seed)
         case .linear: LinearHead(inChannels: inChannels, classes: classes, seed: seed)
         }
     }

@@ -3,6 +3,7 @@ import AutoSAM
 import CardiacImaging
 import Foundation
 import NN
+import SegmentAnything
 import Tensor
 
 extension HeadKind: ExpressibleByArgument {}
@@ -43,7 +44,16 @@ struct FitCommand: ParsableCommand {
         let valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
         print(String(format: "encoded %d + %d slices in %.1f s (cache: %d hits, %d computed, %d repaired)",
                      trainS.count, valS.count, Date().timeIntervalSince(start), cacheStore.hits, cacheStore.misses, cacheStore.repaired))
-        let model = Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
+        let model: SegmentationHead
+        if head == .autosam {
+            // The AutoSAM head starts from the checkpoint's mask decoder.
+            guard FileManager.default.fileExists(atPath: encoder) else {
+                throw ValidationError("the AutoSAM head starts from a SAM checkpoint's mask decoder: give --encoder PATH.pth")
+            }
+            model = try AutoSAMHead(sam: try SAMCheckpoint.tensors(encoder), config: enc.config, classes: 4, seed: seed)
+        } else {
+            model = Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
+        }
         var options = TrainingOptions()
         options.epochs = epochs
         options.seed = seed
@@ -57,7 +67,8 @@ struct FitCommand: ParsableCommand {
             kind: head, classes: CardiacLabel.allCases.map(\.name), inChannels: enc.config.outChannels, encoder: enc.identity,
             encoderSize: enc.config.name, plan: plan, trainingPatients: trainP.map(\.id), validationPatients: valP.map(\.id),
             validationDice: best, epochs: reports.count, options: options,
-            created: ISO8601DateFormatter().string(from: Date()), software: "autosam \(BuildInfo.version)")
+            created: ISO8601DateFormatter().string(from: Date()), software: "autosam \(BuildInfo.version)",
+            decoderHeads: head == .autosam ? enc.config.decoderHeads : nil, decoderDepth: head == .autosam ? enc.config.decoderDepth : nil)
         try HeadModel.save(model, metadata: meta, to: out)
         print(String(format: "saved %@ (best validation Dice %.4f)", out, best))
     }

@@ -141,3 +141,18 @@ enum GradCheck {
         #expect(opt.learningRate == 0.5)
     }
 }
+
+@Suite struct MatrixGradientChecks {
+    @Test func matmulRowsConcatScale() {
+        var r = GradCheck.RNG(s: 11)
+        let a = GradCheck.random([3, 4], &r), b = GradCheck.random([4, 5], &r), bt = GradCheck.random([5, 4], &r)
+        #expect(GradCheck.check([a, b]) { Variable.matmul($0[0], $0[1]) } < 2e-2)
+        #expect(GradCheck.check([a, bt]) { Variable.matmul($0[0], $0[1], transposeB: true) } < 2e-2)
+        #expect(GradCheck.check([b]) { $0[0].rows(1..<3) } < 2e-2)
+        #expect(GradCheck.check([a, a]) { Variable.concatRows([$0[0], $0[1].rows(0..<2)]) } < 2e-2)
+        #expect(GradCheck.check([a]) { $0[0].scaled(by: -2.5) } < 2e-2)
+        // Forward values by hand.
+        let m = Variable.matmul(Variable(Tensor(shape: [1, 2], data: [1, 2])), Variable(Tensor(shape: [2, 1], data: [3, 4])))
+        #expect(m.value.data == [11])
+    }
+}
