@@ -8,6 +8,12 @@ public struct TrainingSample: Sendable {
     public var embedding: Tensor  // [C, g, g]
     public var labels: [Int]  // [4g * 4g]
     public var source: String
+
+    public init(embedding: Tensor, labels: [Int], source: String) {
+        self.embedding = embedding
+        self.labels = labels
+        self.source = source
+    }
 }
 
 public enum SliceData {

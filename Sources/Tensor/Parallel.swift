@@ -21,7 +21,13 @@ public enum Parallel {
             for i in 0..<n { body(i) }
             return
         }
-        lock.lock()
+        // A parallel region inside another (a worker calling a parallel kernel), or beside
+        // one on another thread, runs serially: the cores are already busy, and waiting for
+        // the lock from a worker would deadlock.
+        guard lock.try() else {
+            for i in 0..<n { body(i) }
+            return
+        }
         let saved = openblas_get_num_threads()
         let savedOMP = omp_get_max_threads()
         openblas_set_num_threads(1)

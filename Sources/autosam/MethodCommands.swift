@@ -137,3 +137,37 @@ struct EvaluateCommand: ParsableCommand {
         if let json { try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["volumes": rows, "mean_dice": md, "mean_assd": ma], options: [.prettyPrinted, .sortedKeys]), to: json) }
     }
 }
+
+struct HeadBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "head", abstract: "Seconds per training step of the AutoSAM head (batch of random embeddings, forward + backward + Adam).")
+
+    @Option(help: "SAM checkpoint whose mask decoder starts the head.") var checkpoint: String
+    @Option(help: "Batch size.") var batch = 4
+    @Option(help: "Steps after one warm-up step.") var steps = 3
+
+    func run() throws {
+        let t = try SAMCheckpoint.tensors(checkpoint)
+        let c = try SAMCheckpoint.inferConfig(t)
+        let head = try AutoSAMHead(sam: t, config: c, classes: 4, seed: 0)
+        var r = SeededRandom(seed: 5)
+        let g = c.gridSize
+        let samples = (0..<batch).map { _ in
+            TrainingSample(embedding: Tensor(shape: [c.outChannels, g, g], data: (0..<(c.outChannels * g * g)).map { _ in Float(r.gaussian()) }),
+                           labels: (0..<(16 * g * g)).map { $0 % 4 }, source: "random")
+        }
+        var options = TrainingOptions()
+        options.epochs = 1
+        options.batchSize = batch
+        var times: [Double] = []
+        for i in 0...steps {
+            let start = Date()
+            _ = Trainer.fit(head, train: samples, validation: [], options: options)
+            let s = Date().timeIntervalSince(start)
+            if i > 0 { times.append(s) }
+        }
+        times.sort()
+        print(String(format: "AutoSAM head %@ (%dx%dx%d embeddings, 4 classes), batch %d: median %.3f s per step, min %.3f s",
+                     c.name, c.outChannels, g, g, batch, times[times.count / 2], times[0]))
+    }
+}

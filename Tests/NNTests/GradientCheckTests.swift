@@ -156,3 +156,20 @@ enum GradCheck {
         #expect(m.value.data == [11])
     }
 }
+
+@Suite struct ParallelTests {
+    /// A parallel kernel called from inside a parallel region (a training worker running GELU
+    /// on a large tensor) runs serially instead of waiting forever for the region's lock.
+    @Test(.timeLimit(.minutes(1))) func nestedRegionsDoNotDeadlock() {
+        var sums = [Float](repeating: 0, count: 4)
+        sums.withUnsafeMutableBufferPointer { out in
+            let o = out.baseAddress!
+            Parallel.forEach(4) { i in
+                var t = Tensor(repeating: Float(i), shape: [300_000])
+                Ops.gelu(&t)  // chunks itself over the cores when called alone
+                o[i] = t.data[0]
+            }
+        }
+        #expect(sums[0] == 0 && sums[3] > 2.99)
+    }
+}
