@@ -69,7 +69,7 @@ public enum HeadModel {
         if meta.kind == .autosam {
             head = try AutoSAMHead(saved: saved, classes: meta.classes.count, heads: meta.decoderHeads ?? 8, depth: meta.decoderDepth ?? 2)
         } else {
-            head = Heads.make(meta.kind, inChannels: meta.inChannels, classes: meta.classes.count, seed: 0)
+            head = try Heads.make(meta.kind, inChannels: meta.inChannels, classes: meta.classes.count, seed: 0)
         }
         let store = ParameterStore(saved)
         store.ignore(prefix: AutoSAMHead.gaussianKey)

@@ -121,11 +121,14 @@ public final class LinearHead: SegmentationHead {
 }
 
 public enum Heads {
-    /// A CNN or linear head (the AutoSAM head needs SAM's mask decoder: `AutoSAMHead(sam:...)`).
-    public static func make(_ kind: HeadKind, inChannels: Int, classes: Int, seed: UInt64) -> SegmentationHead {
+    /// A fresh CNN or linear head. The AutoSAM head starts from SAM's mask decoder instead
+    /// (`AutoSAMHead(sam:config:classes:seed:)`), so asking for one here is an error.
+    public static func make(_ kind: HeadKind, inChannels: Int, classes: Int, seed: UInt64) throws -> SegmentationHead {
         switch kind {
-        case .cnn, .autosam: CNNHead(inChannels: inChannels, classes: classes, seed: seed)
-        case .linear: LinearHead(inChannels: inChannels, classes: classes, seed: seed)
+        case .cnn: return CNNHead(inChannels: inChannels, classes: classes, seed: seed)
+        case .linear: return LinearHead(inChannels: inChannels, classes: classes, seed: seed)
+        case .autosam:
+            throw CheckpointError.notACheckpoint(path: "head", reason: "the AutoSAM head is built from a SAM checkpoint's mask decoder")
         }
     }
 }

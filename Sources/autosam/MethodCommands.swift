@@ -52,7 +52,7 @@ struct FitCommand: ParsableCommand {
             }
             model = try AutoSAMHead(sam: try SAMCheckpoint.tensors(encoder), config: enc.config, classes: 4, seed: seed)
         } else {
-            model = Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
+            model = try Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
         }
         var options = TrainingOptions()
         options.epochs = epochs
