@@ -1,5 +1,0 @@
-import CardiacImaging
-
-enum BuildInfoShim {
-    static var openBLASCore: String { BuildInfo.blasConfig }
-}
