@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Narrow C API over nifti2_io (Debian: libniftiio-dev, libnifti2-dev). nifti2_io.h
@@ -94,14 +96,30 @@ let package = Package(
             ],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
         ),
+        // cairo (Debian: libcairo2-dev) draws the QC picture and writes it as PNG.
+        .systemLibrary(name: "CCairo", path: "Sources/CCairo"),
+        // The QC picture a clinician looks at: slices with coloured contours and key numbers.
+        .target(name: "QC", dependencies: ["CardiacImaging", "CCairo"]),
+        // The clinical service: configuration, the inbox daemon, its SQLite journal (GRDB),
+        // outputs, the refit loop and systemd integration.
+        .target(
+            name: "Service",
+            dependencies: [
+                "CardiacImaging", "AutoSAM", "QC",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         .executableTarget(
             name: "autosam",
             dependencies: [
-                "CardiacImaging", "SegmentAnything", "AutoSAM",
+                "CardiacImaging", "SegmentAnything", "AutoSAM", "QC", "Service",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
+        .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"]),
         .testTarget(name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging"]),
         .testTarget(
             name: "SegmentAnythingTests",

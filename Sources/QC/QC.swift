@@ -1,0 +1,1 @@
+// The QC picture: see QCPicture (added with the QC issue work).

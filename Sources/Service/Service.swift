@@ -1,0 +1,1 @@
+// The clinical service target (daemon, journal, configuration).
