@@ -94,6 +94,7 @@ let package = Package(
                 "CardiacImaging", "SegmentAnything", "NN", "Tensor",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            resources: [.copy("DefaultModel")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release)), .swiftLanguageMode(.v5)]
         ),
         // cairo (Debian: libcairo2-dev) draws the QC picture and writes it as PNG.

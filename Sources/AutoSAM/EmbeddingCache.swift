@@ -17,7 +17,12 @@ public final class EmbeddingCache: @unchecked Sendable {
     public static func key(encoder: String, plan: PreprocessingPlan, pixels: [Float]) -> String {
         var h = SHA256()
         h.update(data: Data(encoder.utf8))
-        h.update(data: (try? JSONEncoder().encode(plan)) ?? Data())
+        // The plan's encoder-side fields (augmentation only chooses which pixels arrive).
+        var p = plan
+        p.augmentation = nil
+        let json = JSONEncoder()
+        json.outputFormatting = .sortedKeys
+        h.update(data: (try? json.encode(p)) ?? Data())
         pixels.withUnsafeBytes { h.update(bufferPointer: $0) }
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }

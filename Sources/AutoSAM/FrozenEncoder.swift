@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NN
 import SegmentAnything
@@ -10,6 +11,8 @@ public final class FrozenEncoder: @unchecked Sendable {
     /// "name sha256" of the checkpoint, or "random <size> seed <n>" for random weights.
     public let identity: String
     let encoder: ImageEncoderViT
+    /// The checkpoint file, nil for seeded random weights.
+    let source: String?
 
     /// `source` is a checkpoint path, or a registered size name for seeded random weights
     /// (the embedded demo default: no download needed).
@@ -20,14 +23,36 @@ public final class FrozenEncoder: @unchecked Sendable {
             let id = try CheckpointIdentity.of(source)
             identity = "\(config.name) \(id.sha256)"
             encoder = try ImageEncoderViT(config: config, weights: ParameterStore(t), precision: precision)
+            self.source = source
         } else if let c = SAMConfig.named(source) {
             config = c
-            identity = "random \(c.name) seed 1"
+            // The size's shape is part of the identity: a changed size never reuses old
+            // cache entries or accepts heads trained on the old one.
+            let shape = (try? JSONEncoder.sorted.encode(c)).map { SHA256.hash(data: $0).prefix(4).map { String(format: "%02x", $0) }.joined() } ?? "?"
+            identity = "random \(c.name) seed 1 config \(shape)"
             encoder = try ImageEncoderViT(config: c, weights: RandomWeights.imageEncoder(c, seed: 1), precision: precision)
+            self.source = nil
         } else {
             throw CheckpointError.unreadable(path: source, reason: "neither a checkpoint file nor a size name (\(SAMConfig.registry.keys.sorted().joined(separator: ", ")))")
         }
     }
 
     public func embed(_ input: Tensor) -> Tensor { encoder(input) }
+
+    /// The SAM model's other weights (`prompt_encoder.*`, `mask_decoder.*`) for the AutoSAM
+    /// head and the box-prompt baseline: the checkpoint's own, or for a random encoder a
+    /// seeded random (PyTorch-default) initialisation.
+    public func samTensors() throws -> [String: Tensor] {
+        if let source { return try SAMCheckpoint.tensors(source) }
+        return RandomWeights.promptEncoderAndMaskDecoder(config, seed: 1)
+    }
+}
+
+extension JSONEncoder {
+    /// An encoder with stable key order, for hashing.
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = .sortedKeys
+        return e
+    }
 }

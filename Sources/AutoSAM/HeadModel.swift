@@ -101,20 +101,13 @@ public struct Segmenter {
     public func segment(_ frame: Volume) throws -> LabelMap {
         let plan = metadata.plan
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
-        let (nx, ny) = (frame.shape.nx, frame.shape.ny)
+        let plane = frame.shape.nx * frame.shape.ny
         for k in 0..<frame.shape.nz {
-            let windowed = plan.window(try frame.slice(k))
-            let compute = { encoder.embed(plan.encoderInput(windowed)) }
-            let emb = cache.map { $0.embedding(key: EmbeddingCache.key(encoder: encoder.identity, plan: plan, pixels: windowed), compute: compute) } ?? compute()
+            let slice = try frame.slice(k)
+            let emb = encoder.embed(plan.window(slice), plan: plan, cache: cache)
             let logits = Autograd.withoutGrad { head.forward(Variable(emb)) }.value
-            // Back to the slice's own grid, then argmax.
-            let up = Resize.bilinear(logits, height: ny, width: nx)
-            let c = up.shape[0], plane = nx * ny
-            for i in 0..<plane {
-                var best = 0
-                for cls in 1..<c where up.data[cls * plane + i] > up.data[best * plane + i] { best = cls }
-                labels[k * plane + i] = UInt8(best)
-            }
+            let sliceLabels = plan.labelsOnSlice(logits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
+            labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: sliceLabels)
         }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
     }

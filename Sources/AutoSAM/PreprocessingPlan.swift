@@ -4,67 +4,305 @@ import Tensor
 
 /// How a short-axis slice becomes the encoder's input, saved beside the head weights so that
 /// inference replays training exactly (nnU-Net's habit).
+///
+/// A slice is resampled into a square "field" of `sliceSize` x `sliceSize` pixels: the whole
+/// slice stretched to a square (the paper), or a square of `fieldOfViewMM` millimetres around
+/// the slice centre at the slice's own physical spacing (our default: the heart covers more
+/// of the encoder's grid, and every scanner's pixel size maps to the same scale). Training
+/// views may add a random rotation, scale, shift and intensity change (augmentation) before
+/// encoding. Predictions are mapped back through the same transform onto the slice's own grid.
 public struct PreprocessingPlan: Codable, Equatable, Sendable {
-    /// Slices are resized (bilinear; labels nearest) to sliceSize x sliceSize.
+    /// Side of the square field the slice is resampled to (bilinear; labels nearest).
     public var sliceSize: Int
     /// Encoder input side (the checkpoint's image size).
     public var encoderSize: Int
-    /// Intensity window: values are clipped to these percentiles of the slice, then scaled to
+    /// Intensity window: values are clipped to these percentiles of the field, then scaled to
     /// 0...255 (the paper min-max normalises: percentiles 0 and 100).
     public var lowerPercentile: Double
     public var upperPercentile: Double
     /// SAM's pixel normalisation, applied to the 3 replicated channels.
     public var pixelMean: [Float]
     public var pixelStd: [Float]
+    /// Side in millimetres of the square field around the slice centre; nil = the whole slice.
+    public var fieldOfViewMM: Double?
+    /// Random training views per slice (in addition to the plain one); nil = none.
+    public var augmentation: Augmentation?
 
-    /// The paper's preprocessing: min-max, 256-pixel slices.
+    /// The paper's preprocessing: the whole slice, min-max, 256-pixel slices, no augmentation.
     public static func paper(encoderSize: Int) -> PreprocessingPlan {
         PreprocessingPlan(
             sliceSize: 256, encoderSize: encoderSize, lowerPercentile: 0, upperPercentile: 100,
-            pixelMean: [123.675, 116.28, 103.53], pixelStd: [58.395, 57.12, 57.375])
+            pixelMean: [123.675, 116.28, 103.53], pixelStd: [58.395, 57.12, 57.375], fieldOfViewMM: nil, augmentation: nil)
     }
 
-    /// Robust intensity window (0.5 / 99.5 percentiles) against bright outliers.
+    /// Our default: a robust intensity window (0.5 / 99.5 percentiles, against bright
+    /// outliers), a 224 mm field around the slice centre, and augmented training views.
     public static func robust(encoderSize: Int) -> PreprocessingPlan {
         var p = paper(encoderSize: encoderSize)
         p.lowerPercentile = 0.5
         p.upperPercentile = 99.5
+        p.fieldOfViewMM = 224
+        p.augmentation = Augmentation()
         return p
     }
 
-    /// The slice resized and windowed to 0...255: [sliceSize, sliceSize].
-    public func window(_ slice: Slice2D<Float>) -> [Float] {
-        let resized = Resize.bilinear(
-            Tensor(shape: [1, slice.height, slice.width], data: slice.pixels), height: sliceSize, width: sliceSize)
-        let sorted = resized.data.sorted()
+    enum CodingKeys: String, CodingKey {
+        case sliceSize, encoderSize, lowerPercentile, upperPercentile, pixelMean, pixelStd, fieldOfViewMM, augmentation
+    }
+
+    public init(
+        sliceSize: Int, encoderSize: Int, lowerPercentile: Double, upperPercentile: Double, pixelMean: [Float],
+        pixelStd: [Float], fieldOfViewMM: Double?, augmentation: Augmentation?
+    ) {
+        self.sliceSize = sliceSize
+        self.encoderSize = encoderSize
+        self.lowerPercentile = lowerPercentile
+        self.upperPercentile = upperPercentile
+        self.pixelMean = pixelMean
+        self.pixelStd = pixelStd
+        self.fieldOfViewMM = fieldOfViewMM
+        self.augmentation = augmentation
+    }
+
+    /// Plans saved before the field and augmentation existed read as the whole slice.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        sliceSize = try c.decode(Int.self, forKey: .sliceSize)
+        encoderSize = try c.decode(Int.self, forKey: .encoderSize)
+        lowerPercentile = try c.decode(Double.self, forKey: .lowerPercentile)
+        upperPercentile = try c.decode(Double.self, forKey: .upperPercentile)
+        pixelMean = try c.decode([Float].self, forKey: .pixelMean)
+        pixelStd = try c.decode([Float].self, forKey: .pixelStd)
+        fieldOfViewMM = try c.decodeIfPresent(Double.self, forKey: .fieldOfViewMM)
+        augmentation = try c.decodeIfPresent(Augmentation.self, forKey: .augmentation)
+        guard sliceSize > 0, encoderSize > 0, pixelMean.count == 3, pixelStd.count == 3,
+            0 <= lowerPercentile, lowerPercentile < upperPercentile, upperPercentile <= 100,
+            fieldOfViewMM.map({ $0 > 0 }) ?? true
+        else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "preprocessing plan has out-of-range values"))
+        }
+    }
+
+    // MARK: The field transform
+
+    /// The plain (unaugmented) field of a slice.
+    public func field(width: Int, height: Int, spacing: SIMD2<Double>) -> FieldTransform {
+        let w = Double(width), h = Double(height)
+        if let fov = fieldOfViewMM {
+            return FieldTransform(center: SIMD2(w / 2, h / 2), m: [fov / spacing.x, 0, 0, fov / spacing.y])
+        }
+        return FieldTransform(center: SIMD2(w / 2, h / 2), m: [w, 0, 0, h])
+    }
+
+    /// The field of a slice, augmented by `view` (rotation, scale and shift about the centre).
+    func field(_ width: Int, _ height: Int, _ spacing: SIMD2<Double>, view: AugmentedView?) -> FieldTransform {
+        var f = field(width: width, height: height, spacing: spacing)
+        if let view { f = f.augmented(view, spacing: spacing) }
+        return f
+    }
+
+    /// The slice resampled into the field and windowed to 0...255: [sliceSize * sliceSize].
+    public func window(_ slice: Slice2D<Float>) -> [Float] { window(slice, view: nil) }
+
+    func window(_ slice: Slice2D<Float>, view: AugmentedView?) -> [Float] {
+        let f = field(slice.width, slice.height, slice.spacing, view: view)
+        let sampled = f.sampleBilinear(slice, side: sliceSize)
+        let sorted = sampled.sorted()
         func pct(_ q: Double) -> Float {
             let i = min(sorted.count - 1, max(0, Int((q / 100 * Double(sorted.count - 1)).rounded())))
             return sorted[i]
         }
         let lo = pct(lowerPercentile), hi = pct(upperPercentile)
         let span = max(hi - lo, 1e-6)
-        return resized.data.map { min(max(($0 - lo) / span, 0), 1) * 255 }
+        var out = sampled.map { min(max(($0 - lo) / span, 0), 1) * 255 }
+        if let view { view.adjustIntensity(&out) }
+        return out
     }
 
     /// Encoder input [3, encoderSize, encoderSize] of a windowed slice.
     public func encoderInput(_ windowed: [Float]) -> Tensor {
-        let up = Resize.bilinear(Tensor(shape: [1, sliceSize, sliceSize], data: windowed), height: encoderSize, width: encoderSize)
+        let up = sliceSize == encoderSize
+            ? Tensor(shape: [1, sliceSize, sliceSize], data: windowed)
+            : Resize.bilinear(Tensor(shape: [1, sliceSize, sliceSize], data: windowed), height: encoderSize, width: encoderSize)
         var out = [Float](repeating: 0, count: 3 * encoderSize * encoderSize)
         let n = encoderSize * encoderSize
         for c in 0..<3 { for i in 0..<n { out[c * n + i] = (up.data[i] - pixelMean[c]) / pixelStd[c] } }
         return Tensor(shape: [3, encoderSize, encoderSize], data: out)
     }
 
-    /// Labels resized (nearest) to sliceSize x sliceSize.
-    public func labels(_ slice: Slice2D<UInt8>) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: sliceSize * sliceSize)
-        for y in 0..<sliceSize {
-            let sy = min(slice.height - 1, Int((Double(y) + 0.5) * Double(slice.height) / Double(sliceSize)))
-            for x in 0..<sliceSize {
-                let sx = min(slice.width - 1, Int((Double(x) + 0.5) * Double(slice.width) / Double(sliceSize)))
-                out[y * sliceSize + x] = slice[sx, sy]
+    /// Labels resampled (nearest) into the field at `side` x `side` (outside the slice: background).
+    public func labels(_ slice: Slice2D<UInt8>, side: Int) -> [UInt8] { labels(slice, side: side, view: nil) }
+
+    func labels(_ slice: Slice2D<UInt8>, side: Int, view: AugmentedView?) -> [UInt8] {
+        field(slice.width, slice.height, slice.spacing, view: view).sampleNearest(slice, side: side)
+    }
+
+    /// Class logits [K, S, S] over the plain field, mapped back onto a slice of the given grid
+    /// (bilinear per class), then argmax; pixels outside the field are background.
+    public func labelsOnSlice(logits: Tensor, width: Int, height: Int, spacing: SIMD2<Double>) -> [UInt8] {
+        field(width: width, height: height, spacing: spacing).backProject(logits, width: width, height: height)
+    }
+}
+
+/// A 2D map from a square field's normalised coordinates u in [-0.5, 0.5]^2 to slice pixel
+/// coordinates (continuous, pixel centres at i + 0.5): p = center + M u.
+public struct FieldTransform: Sendable, Equatable {
+    public var center: SIMD2<Double>
+    /// Row-major 2x2 matrix [m00, m01, m10, m11].
+    public var m: [Double]
+
+    func source(_ u: SIMD2<Double>) -> SIMD2<Double> {
+        center + SIMD2(m[0] * u.x + m[1] * u.y, m[2] * u.x + m[3] * u.y)
+    }
+
+    func inverse(_ p: SIMD2<Double>) -> SIMD2<Double> {
+        let d = p - center, det = m[0] * m[3] - m[1] * m[2]
+        return SIMD2((m[3] * d.x - m[1] * d.y) / det, (-m[2] * d.x + m[0] * d.y) / det)
+    }
+
+    /// Rotation, isotropic scale (in millimetres, so anisotropic pixels stay correct) and shift.
+    func augmented(_ v: AugmentedView, spacing: SIMD2<Double>) -> FieldTransform {
+        // Work in millimetres: M_mm = diag(spacing) M; new = R S M_mm; back to pixels.
+        let c = cos(v.rotation), s = sin(v.rotation)
+        let a = [m[0] * spacing.x, m[1] * spacing.x, m[2] * spacing.y, m[3] * spacing.y]
+        let r = [c * v.scale, -s * v.scale, s * v.scale, c * v.scale]
+        var n = [r[0] * a[0] + r[1] * a[2], r[0] * a[1] + r[1] * a[3], r[2] * a[0] + r[3] * a[2], r[2] * a[1] + r[3] * a[3]]
+        if v.mirror { n[0] = -n[0]; n[2] = -n[2] }
+        return FieldTransform(
+            center: center + SIMD2(v.shiftMM.x / spacing.x, v.shiftMM.y / spacing.y),
+            m: [n[0] / spacing.x, n[1] / spacing.x, n[2] / spacing.y, n[3] / spacing.y])
+    }
+
+    @inline(__always) func u(_ i: Int, _ side: Int) -> Double { (Double(i) + 0.5) / Double(side) - 0.5 }
+
+    /// Bilinear samples at the field's pixel centres; outside the slice the edge value repeats.
+    func sampleBilinear(_ s: Slice2D<Float>, side: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: side * side)
+        for j in 0..<side {
+            for i in 0..<side {
+                let p = source(SIMD2(u(i, side), u(j, side))) - 0.5
+                let x = min(max(p.x, 0), Double(s.width - 1)), y = min(max(p.y, 0), Double(s.height - 1))
+                let x0 = Int(x), y0 = Int(y), x1 = min(x0 + 1, s.width - 1), y1 = min(y0 + 1, s.height - 1)
+                let fx = Float(x - Double(x0)), fy = Float(y - Double(y0))
+                let top = s.pixels[y0 * s.width + x0] * (1 - fx) + s.pixels[y0 * s.width + x1] * fx
+                let bottom = s.pixels[y1 * s.width + x0] * (1 - fx) + s.pixels[y1 * s.width + x1] * fx
+                out[j * side + i] = top * (1 - fy) + bottom * fy
             }
         }
         return out
     }
+
+    /// Nearest samples; outside the slice: 0 (background).
+    func sampleNearest(_ s: Slice2D<UInt8>, side: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: side * side)
+        for j in 0..<side {
+            for i in 0..<side {
+                let p = source(SIMD2(u(i, side), u(j, side)))
+                let x = Int(p.x.rounded(.down)), y = Int(p.y.rounded(.down))
+                if x >= 0, y >= 0, x < s.width, y < s.height { out[j * side + i] = s.pixels[y * s.width + x] }
+            }
+        }
+        return out
+    }
+
+    /// Argmax labels on the slice grid of logits [K, S, S] given over this field.
+    func backProject(_ logits: Tensor, width: Int, height: Int) -> [UInt8] {
+        let k = logits.shape[0], side = logits.shape[1], plane = side * side
+        var out = [UInt8](repeating: 0, count: width * height)
+        var scores = [Float](repeating: 0, count: k)
+        for y in 0..<height {
+            for x in 0..<width {
+                let u = inverse(SIMD2(Double(x) + 0.5, Double(y) + 0.5))
+                guard abs(u.x) <= 0.5, abs(u.y) <= 0.5 else { continue }
+                let fxp = min(max((u.x + 0.5) * Double(side) - 0.5, 0), Double(side - 1))
+                let fyp = min(max((u.y + 0.5) * Double(side) - 0.5, 0), Double(side - 1))
+                let x0 = Int(fxp), y0 = Int(fyp), x1 = min(x0 + 1, side - 1), y1 = min(y0 + 1, side - 1)
+                let fx = Float(fxp - Double(x0)), fy = Float(fyp - Double(y0))
+                for c in 0..<k {
+                    let b = c * plane
+                    let top = logits.data[b + y0 * side + x0] * (1 - fx) + logits.data[b + y0 * side + x1] * fx
+                    let bottom = logits.data[b + y1 * side + x0] * (1 - fx) + logits.data[b + y1 * side + x1] * fx
+                    scores[c] = top * (1 - fy) + bottom * fy
+                }
+                var best = 0
+                for c in 1..<k where scores[c] > scores[best] { best = c }
+                out[y * width + x] = UInt8(best)
+            }
+        }
+        return out
+    }
+}
+
+/// Ranges of the random training views (the paper: brightness, gamma, Gaussian noise, mirror,
+/// elastic deformation, rotation, scaling; elastic deformation is not offered here).
+public struct Augmentation: Codable, Equatable, Sendable {
+    /// Random views per slice, each encoded once (and cached) in addition to the plain view.
+    public var views = 4
+    public var rotationDegrees = 20.0
+    public var scaleRange = [0.85, 1.2]
+    public var shiftMM = 10.0
+    /// Added to the 0...255 window, as a fraction of 255.
+    public var brightness = 0.1
+    public var gammaRange = [0.7, 1.5]
+    /// Gaussian noise standard deviation, as a fraction of 255.
+    public var noise = 0.03
+    /// Mirror the field left-right with probability 1/2 (off by default: the right ventricle
+    /// lies on one side of the left in every short-axis stack).
+    public var mirror = false
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    /// The `index`-th random view of a slice named `key` (a pure function of both and `seed`).
+    func view(_ index: Int, key: String) -> AugmentedView {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
+        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        var g = SplitMix(state: h &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        let rot = (g.unit() * 2 - 1) * rotationDegrees * .pi / 180
+        let scale = scaleRange[0] + g.unit() * (scaleRange[1] - scaleRange[0])
+        let shift = SIMD2((g.unit() * 2 - 1) * shiftMM, (g.unit() * 2 - 1) * shiftMM)
+        let bright = (g.unit() * 2 - 1) * brightness * 255
+        let gamma = exp(log(gammaRange[0]) + g.unit() * (log(gammaRange[1]) - log(gammaRange[0])))
+        let flip = mirror && g.unit() < 0.5
+        return AugmentedView(
+            rotation: rot, scale: scale, shiftMM: shift, mirror: flip, brightness: Float(bright), gamma: Float(gamma),
+            noise: Float(noise * 255), noiseSeed: g.next())
+    }
+}
+
+/// One random view's parameters.
+struct AugmentedView {
+    var rotation: Double
+    var scale: Double
+    var shiftMM: SIMD2<Double>
+    var mirror: Bool
+    var brightness: Float
+    var gamma: Float
+    var noise: Float
+    var noiseSeed: UInt64
+
+    func adjustIntensity(_ v: inout [Float]) {
+        var g = SplitMix(state: noiseSeed)
+        for i in v.indices {
+            var x = powf(max(v[i], 0) / 255, gamma) * 255 + brightness
+            if noise > 0 {
+                // Box-Muller.
+                let u1 = max(g.unit(), 1e-12), u2 = g.unit()
+                x += noise * Float(sqrt(-2 * log(u1)) * cos(2 * .pi * u2))
+            }
+            v[i] = min(max(x, 0), 255)
+        }
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }

@@ -17,33 +17,53 @@ public struct TrainingSample: Sendable {
 }
 
 public enum SliceData {
-    /// Labels of a slice at the head's output side (nearest).
-    static func labels(_ slice: Slice2D<UInt8>, side: Int, plan: PreprocessingPlan) -> [Int] {
-        var p = plan
-        p.sliceSize = side
-        return p.labels(slice).map(Int.init)
-    }
-
-    /// Encodes every slice of the ED and ES frames of the given patients (through the cache).
+    /// Encodes every slice of the ED and ES frames of the given patients (through the cache):
+    /// the plain view, plus the plan's augmented views when `augment` is set (training).
     public static func samples(
         patients: [ACDCPatient], plan: PreprocessingPlan, encoder: FrozenEncoder, cache: EmbeddingCache?,
-        maxClass: UInt8 = 3, progress: ((String) -> Void)? = nil
+        maxClass: UInt8 = 3, augment: Bool = false, progress: ((String) -> Void)? = nil
     ) throws -> [TrainingSample] {
         var out: [TrainingSample] = []
-        let side = 4 * encoder.config.gridSize
         for p in patients {
             for frame in Set([p.info.ed, p.info.es]).sorted() {
                 let (image, labels) = try p.labelledFrame(frame)
-                try labels.validate(maxClass: maxClass)
-                for k in 0..<image.shape.nz {
-                    let windowed = plan.window(try image.slice(k))
-                    let compute = { encoder.embed(plan.encoderInput(windowed)) }
-                    let emb = cache.map { $0.embedding(key: EmbeddingCache.key(encoder: encoder.identity, plan: plan, pixels: windowed), compute: compute) } ?? compute()
-                    out.append(TrainingSample(embedding: emb, labels: Self.labels(labels.slice(k), side: side, plan: plan), source: "\(p.id) frame \(frame) slice \(k)"))
-                }
+                out += try samples(image: image, labels: labels, name: "\(p.id) frame \(frame)", plan: plan, encoder: encoder,
+                                   cache: cache, maxClass: maxClass, augment: augment)
                 progress?("\(p.id) frame \(frame): \(image.shape.nz) slices encoded")
             }
         }
         return out
+    }
+
+    /// The samples of one labelled 3D frame (same grid, labels within the classes).
+    public static func samples(
+        image: Volume, labels: LabelMap, name: String, plan: PreprocessingPlan, encoder: FrozenEncoder,
+        cache: EmbeddingCache?, maxClass: UInt8 = 3, augment: Bool = false
+    ) throws -> [TrainingSample] {
+        try labels.validate(maxClass: maxClass)
+        let side = 4 * encoder.config.gridSize
+        let views = augment ? (plan.augmentation?.views ?? 0) : 0
+        var out: [TrainingSample] = []
+        for k in 0..<image.shape.nz {
+            let slice = try image.slice(k), labelSlice = labels.slice(k)
+            let key = "\(name) slice \(k)"
+            for v in 0...views {
+                let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
+                let windowed = plan.window(slice, view: view)
+                let emb = encoder.embed(windowed, plan: plan, cache: cache)
+                let y = plan.labels(labelSlice, side: side, view: view).map(Int.init)
+                out.append(TrainingSample(embedding: emb, labels: y, source: v == 0 ? key : "\(key) view \(v)"))
+            }
+        }
+        return out
+    }
+}
+
+extension FrozenEncoder {
+    /// The embedding of a windowed field, through the cache when one is given.
+    public func embed(_ windowed: [Float], plan: PreprocessingPlan, cache: EmbeddingCache?) -> Tensor {
+        let compute = { self.embed(plan.encoderInput(windowed)) }
+        guard let cache else { return compute() }
+        return cache.embedding(key: EmbeddingCache.key(encoder: identity, plan: plan, pixels: windowed), compute: compute)
     }
 }

@@ -24,11 +24,46 @@ public struct EpochReport: Codable, Sendable {
 /// Cross entropy + soft Dice (background excluded), Adam, a plateau schedule, and early
 /// stopping on validation Dice; the best epoch's weights are kept.
 public enum Trainer {
-    /// Loss of one sample's logits [K, H, W] against labels [H*W].
-    static func loss(_ logits: Variable, labels: [Int]) -> Variable {
-        let k = logits.shape[0], hw = logits.shape[1] * logits.shape[2]
-        let flat = logits.reshaped([k, hw]).permuted([1, 0])  // [HW, K]
-        return Variable.crossEntropy(flat, labels: labels) + Variable.softDice(flat.softmax(), labels: labels)
+    /// The training loss of a batch: cross entropy over every pixel of the batch plus soft
+    /// Dice computed as batch Dice (each class's intersection and sums pooled over all the
+    /// batch's pixels, background excluded). `logits` are [K, H, W] per sample, `labels` the
+    /// matching [H*W] class indexes.
+    public static func batchLoss(_ logits: [Variable], labels: [[Int]]) -> Variable {
+        precondition(!logits.isEmpty && logits.count == labels.count)
+        let flat = Variable.concatRows(logits.map { l in
+            l.reshaped([l.shape[0], l.shape[1] * l.shape[2]]).permuted([1, 0])  // [HW, K]
+        })
+        let all = labels.flatMap { $0 }
+        return Variable.crossEntropy(flat, labels: all) + Variable.softDice(flat.softmax(), labels: all)
+    }
+
+    /// Loss of one sample (a batch of one).
+    static func loss(_ logits: Variable, labels: [Int]) -> Variable { batchLoss([logits], labels: [labels]) }
+
+    /// One training step's loss and gradients, the heavy parts on all cores: every sample's
+    /// forward pass runs in parallel, the (cheap) batch loss is differentiated once with
+    /// respect to the logits, then every sample's backward pass runs in parallel from its
+    /// logits' gradient. The parameter gradients are summed in sample order, so a rerun gives
+    /// the same numbers. Equal to `batchLoss(...).backward()` (tested).
+    public static func accumulateGradients(
+        _ head: SegmentationHead, embeddings: [Tensor], labels: [[Int]]
+    ) -> Float {
+        let params = head.parameters.map(\.1)
+        var outputs = [Variable?](repeating: nil, count: embeddings.count)
+        outputs.withUnsafeMutableBufferPointer { op in
+            let out = op.baseAddress!
+            Parallel.forEach(embeddings.count) { b in out[b] = head.forward(Variable(embeddings[b])) }
+        }
+        let logits = outputs.map { $0! }
+        let detached = logits.map { Variable($0.value, requiresGrad: true) }
+        let loss = batchLoss(detached, labels: labels)
+        loss.backward()
+        let sinks = logits.map { _ in LeafGradients() }
+        Parallel.forEach(logits.count) { b in
+            logits[b].backward(seed: detached[b].grad!, leaves: sinks[b])
+        }
+        for sink in sinks { sink.apply(to: params) }
+        return loss.value.data[0]
     }
 
     /// Mean foreground Dice of argmax predictions over samples (classes 1..<K pooled per sample).
@@ -74,22 +109,9 @@ public enum Trainer {
             var total: Float = 0
             for batchStart in stride(from: 0, to: order.count, by: options.batchSize) {
                 let batch = Array(order[batchStart..<min(order.count, batchStart + options.batchSize)])
-                // The batch's samples run in parallel (single-threaded GEMMs inside), each
-                // adding its gradient to the shared parameters.
-                var losses = [Float](repeating: 0, count: batch.count)
-                let sinks = batch.map { _ in LeafGradients() }
-                losses.withUnsafeMutableBufferPointer { lp in
-                    let out = lp.baseAddress!
-                    Parallel.forEach(batch.count) { b in
-                        let i = batch[b]
-                        let l = loss(head.forward(Variable(train[i].embedding)), labels: train[i].labels)
-                        out[b] = l.value.data[0]
-                        l.backward(seed: Tensor(shape: [1], data: [1 / Float(batch.count)]), leaves: sinks[b])
-                    }
-                }
-                // Summed in sample order: the same seed gives the same model.
-                for sink in sinks { sink.apply(to: params) }
-                total += losses.reduce(0, +)
+                let lossValue = accumulateGradients(
+                    head, embeddings: batch.map { train[$0].embedding }, labels: batch.map { train[$0].labels })
+                total += lossValue * Float(batch.count)
                 opt.update()
             }
             let meanLoss = total / Float(max(1, train.count))

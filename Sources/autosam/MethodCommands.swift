@@ -15,7 +15,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "ACDC-layout dataset folder.") var data: String
     @Option(help: "Training patients, comma-separated (e.g. patient001,patient002).") var train: String
     @Option(help: "Validation patients, comma-separated (early stopping).") var validation: String?
-    @Option(help: "Head: cnn or linear.") var head: HeadKind = .cnn
+    @Option(help: "Head: autosam, cnn or linear.") var head: HeadKind = .cnn
     @Option(help: "Encoder: a checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
     @Option(help: "Output model folder.") var out: String
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
@@ -40,17 +40,14 @@ struct FitCommand: ParsableCommand {
         let plan = PreprocessingPlan.robust(encoderSize: enc.config.imageSize)
         let cacheStore = try EmbeddingCache(folder: cache)
         let start = Date()
-        let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
+        let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore, augment: true) { print($0); fflush(nil) }
         let valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
         print(String(format: "encoded %d + %d slices in %.1f s (cache: %d hits, %d computed, %d repaired)",
                      trainS.count, valS.count, Date().timeIntervalSince(start), cacheStore.hits, cacheStore.misses, cacheStore.repaired))
         let model: SegmentationHead
         if head == .autosam {
-            // The AutoSAM head starts from the checkpoint's mask decoder.
-            guard FileManager.default.fileExists(atPath: encoder) else {
-                throw ValidationError("the AutoSAM head starts from a SAM checkpoint's mask decoder: give --encoder PATH.pth")
-            }
-            model = try AutoSAMHead(sam: try SAMCheckpoint.tensors(encoder), config: enc.config, classes: 4, seed: seed)
+            // The AutoSAM head starts from the checkpoint's mask decoder (random for a random encoder).
+            model = try AutoSAMHead(sam: try enc.samTensors(), config: enc.config, classes: 4, seed: seed)
         } else {
             model = try Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
         }
@@ -74,18 +71,32 @@ struct FitCommand: ParsableCommand {
     }
 }
 
+/// A model folder (or the embedded default) with its encoder: the given checkpoint, or for a
+/// head trained on seeded random weights, that size again.
+func loadSegmenter(model: String?, encoder: String?) throws -> Segmenter {
+    let (head, meta) = try HeadModel.load(try model ?? DefaultModel.directory())
+    let source: String
+    if let encoder {
+        source = encoder
+    } else if meta.encoder.hasPrefix("random ") {
+        source = meta.encoderSize
+    } else {
+        throw ValidationError("the model was trained on encoder \(meta.encoder): give its checkpoint with --encoder PATH")
+    }
+    return try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: source))
+}
+
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment", abstract: "Segment a 3D NIfTI volume (or an ACDC patient's ED/ES frames) with a trained head.")
 
-    @Option(help: "Model folder made by autosam fit.") var model: String
-    @Option(help: "Encoder: the checkpoint path or size name the model was trained on.") var encoder = "demo"
+    @Option(help: "Model folder made by autosam fit (default: the embedded default head).") var model: String?
+    @Option(help: "Encoder checkpoint the model was trained on (not needed for a random-weight size such as demo).") var encoder: String?
     @Argument(help: "Input: a 3D .nii/.nii.gz, or an ACDC patient folder.") var input: String
     @Option(help: "Output label map (.nii.gz), or an output folder for a patient.") var out: String
 
     func run() throws {
-        let (head, meta) = try HeadModel.load(model)
-        let seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoder))
+        let seg = try loadSegmenter(model: model, encoder: encoder)
         if FileManager.default.fileExists(atPath: input + "/Info.cfg") {
             let p = try ACDCPatient(folder: input)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -107,15 +118,15 @@ struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate", abstract: "Dice, ASSD and HD95 per class and volume of a trained head on labelled patients.")
 
-    @Option(help: "Model folder.") var model: String
-    @Option(help: "Encoder the model was trained on.") var encoder = "demo"
+    @Option(help: "Model folder (default: the embedded default head).") var model: String?
+    @Option(help: "Encoder checkpoint the model was trained on (not needed for a random-weight size such as demo).") var encoder: String?
     @Option(help: "ACDC-layout dataset folder.") var data: String
     @Option(help: "Patients, comma-separated (default: all not used in training).") var patients: String?
     @Option(help: "Write per-volume results as JSON here.") var json: String?
 
     func run() throws {
-        let (head, meta) = try HeadModel.load(model)
-        let seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoder))
+        let seg = try loadSegmenter(model: model, encoder: encoder)
+        let meta = seg.metadata
         var list = try ACDCDataset.patients(in: data)
         if let patients { let ids = Set(patients.split(separator: ",").map(String.init)); list = list.filter { ids.contains($0.id) } }
         else { list = list.filter { !meta.trainingPatients.contains($0.id) && !meta.validationPatients.contains($0.id) } }

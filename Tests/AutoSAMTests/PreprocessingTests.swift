@@ -1,0 +1,113 @@
+import CardiacImaging
+import Foundation
+import Tensor
+import Testing
+
+@testable import AutoSAM
+
+@Suite struct PreprocessingTests {
+    /// A non-square, anisotropic label slice: an ellipse of class 3 in a ring of class 2, a
+    /// blob of class 1 to the side.
+    func labelSlice(width: Int = 90, height: Int = 70, spacing: SIMD2<Double> = [1.6, 1.2]) -> Slice2D<UInt8> {
+        var s = Slice2D<UInt8>(width: width, height: height, pixels: [UInt8](repeating: 0, count: width * height), spacing: spacing)
+        for y in 0..<height {
+            for x in 0..<width {
+                let dx = (Double(x) + 0.5 - 40) * spacing.x, dy = (Double(y) + 0.5 - 36) * spacing.y
+                let r = (dx * dx + dy * dy).squareRoot()
+                if r < 14 { s[x, y] = 3 } else if r < 21 { s[x, y] = 2 } else if abs(dx - 32) < 9, abs(dy) < 14 { s[x, y] = 1 }
+            }
+        }
+        return s
+    }
+
+    func oneHot(_ labels: [UInt8], side: Int) -> Tensor {
+        var t = Tensor(zeros: [4, side, side])
+        for (i, l) in labels.enumerated() { t.data[Int(l) * side * side + i] = 1 }
+        return t
+    }
+
+    func dice(_ a: [UInt8], _ b: [UInt8], _ c: UInt8) -> Double {
+        SegmentationMetrics.dice(a.map { $0 == c }, b.map { $0 == c })
+    }
+
+    /// Labels sampled into the field and mapped back land where they came from, for the whole
+    /// slice (the paper) and for a physical field of view (ours).
+    @Test(arguments: [nil, 130.0])
+    func fieldRoundTripKeepsTheLabelsInPlace(fov: Double?) {
+        var plan = PreprocessingPlan.paper(encoderSize: 256)
+        plan.fieldOfViewMM = fov
+        let s = labelSlice()
+        let side = 256
+        let field = plan.labels(s, side: side)
+        let back = plan.labelsOnSlice(logits: oneHot(field, side: side), width: s.width, height: s.height, spacing: s.spacing)
+        for c: UInt8 in 1...3 { #expect(dice(back, s.pixels, c) > 0.97, "class \(c): \(dice(back, s.pixels, c))") }
+    }
+
+    /// Outside a physical field of view everything is background, whatever the head says.
+    @Test func outsideTheFieldIsBackground() {
+        var plan = PreprocessingPlan.paper(encoderSize: 256)
+        plan.fieldOfViewMM = 40  // 25 x 33 pixels of a 1.6 x 1.2 mm slice
+        let s = labelSlice()
+        var logits = Tensor(zeros: [4, 64, 64])
+        for i in 0..<(64 * 64) { logits.data[3 * 64 * 64 + i] = 5 }  // "LV" everywhere
+        let back = plan.labelsOnSlice(logits: logits, width: s.width, height: s.height, spacing: s.spacing)
+        #expect(back[0] == 0 && back[s.width * s.height - 1] == 0)
+        #expect(back[35 * s.width + 45] == 3)  // the slice centre is inside
+        let inside = back.filter { $0 == 3 }.count
+        // The field covers 40 / 1.6 = 25 by 40 / 1.2 = 33.3 pixels.
+        #expect(abs(Double(inside) - 25 * 33.3) < 60, "\(inside)")
+    }
+
+    /// An augmented view moves image and labels together: an image whose intensity encodes
+    /// the class, seen through a rotated, scaled and shifted field, still agrees with the labels
+    /// sampled through the same field.
+    @Test func augmentedImageAndLabelsStayAligned() {
+        var plan = PreprocessingPlan.robust(encoderSize: 256)
+        plan.fieldOfViewMM = 120
+        plan.lowerPercentile = 0
+        plan.upperPercentile = 100
+        var aug = Augmentation()
+        aug.brightness = 0
+        aug.gammaRange = [1, 1]
+        aug.noise = 0
+        aug.mirror = true
+        plan.augmentation = aug
+        let s = labelSlice()
+        let image = Slice2D<Float>(width: s.width, height: s.height, pixels: s.pixels.map { Float($0) * 100 }, spacing: s.spacing)
+        var moved = 0
+        for v in 1...6 {
+            let view = aug.view(v, key: "test slice")
+            let img = plan.window(image, view: view), lab = plan.labels(s, side: plan.sliceSize, view: view)
+            // Window maps 0...300 to 0...255: class = round(value / 85).
+            let fromImage = img.map { UInt8(min(3, max(0, Int(($0 / 85).rounded())))) }
+            let agree = zip(fromImage, lab).filter { $0 == $1 }.count
+            #expect(Double(agree) / Double(lab.count) > 0.98, "view \(v): \(agree) of \(lab.count)")
+            if lab != plan.labels(s, side: plan.sliceSize) { moved += 1 }
+        }
+        #expect(moved == 6)  // every view really is transformed
+    }
+
+    @Test func viewsAreReproducibleAndDistinct() {
+        let a = Augmentation()
+        let v1 = a.view(1, key: "p1 slice 3"), v1b = a.view(1, key: "p1 slice 3"), v2 = a.view(2, key: "p1 slice 3")
+        #expect(v1.rotation == v1b.rotation && v1.scale == v1b.scale && v1.gamma == v1b.gamma)
+        #expect(v1.rotation != v2.rotation)
+        let r = a.rotationDegrees * .pi / 180
+        for i in 1...20 {
+            let v = a.view(i, key: "k")
+            #expect(abs(v.rotation) <= r && v.scale >= a.scaleRange[0] && v.scale <= a.scaleRange[1])
+        }
+    }
+
+    /// A plan saved before the field and augmentation existed still loads (as the whole slice);
+    /// a plan with impossible values is refused.
+    @Test func oldPlansLoadAndBadPlansAreRefused() throws {
+        let old = #"{"sliceSize":256,"encoderSize":1024,"lowerPercentile":0.5,"upperPercentile":99.5,"pixelMean":[1,2,3],"pixelStd":[1,1,1]}"#
+        let plan = try JSONDecoder().decode(PreprocessingPlan.self, from: Data(old.utf8))
+        #expect(plan.fieldOfViewMM == nil && plan.augmentation == nil && plan.sliceSize == 256)
+        let bad = #"{"sliceSize":256,"encoderSize":1024,"lowerPercentile":50,"upperPercentile":10,"pixelMean":[1,2,3],"pixelStd":[1,1,1]}"#
+        #expect(throws: DecodingError.self) { _ = try JSONDecoder().decode(PreprocessingPlan.self, from: Data(bad.utf8)) }
+        let round = try JSONDecoder().decode(PreprocessingPlan.self, from: JSONEncoder().encode(PreprocessingPlan.robust(encoderSize: 256)))
+        #expect(round == .robust(encoderSize: 256))
+    }
+}
