@@ -1,0 +1,118 @@
+import CardiacImaging
+import Foundation
+import NN
+import Tensor
+
+/// The paper's baseline: a small UNet trained from scratch on the windowed slices (no
+/// encoder). Four levels (channels 16-32-64-128 by default), each two 3x3 convolutions with
+/// ReLU; 2x2 max pooling down, 2x2 transposed convolutions up, skip connections concatenated
+/// along the channels; a 1x1 convolution to the classes. Input [1, S, S] (S divisible by 8),
+/// logits [classes, S, S].
+///
+/// It conforms to `SegmentationHead` so that it trains with the very same `Trainer.fit`
+/// (loss, Adam, plateau schedule, early stopping) as the heads; its "embedding" is the image.
+/// `HeadKind` has no UNet case, so `kind` reads `.cnn`; a UNet is never saved as a head model.
+public final class UNet: SegmentationHead {
+    public let kind = HeadKind.cnn
+    public let classes: Int
+    public let parameters: [(String, Variable)]
+    let channels: [Int]
+    let p: [String: Variable]
+
+    public init(classes: Int, channels: [Int] = [16, 32, 64, 128], seed: UInt64 = 0) {
+        precondition(channels.count >= 2, "a UNet needs at least two levels")
+        self.classes = classes
+        self.channels = channels
+        var r = Initializer(state: seed &+ 0x0E7)
+        var list: [(String, Variable)] = []
+        func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
+            list.append((name + ".weight", r.conv(cout, cin, k)))
+            list.append((name + ".bias", r.bias(cout, fanIn: cin * k * k)))
+        }
+        var cin = 1
+        for (l, c) in channels.enumerated() {
+            conv("down\(l).conv1", c, cin, 3)
+            conv("down\(l).conv2", c, c, 3)
+            cin = c
+        }
+        for l in stride(from: channels.count - 2, through: 0, by: -1) {
+            let c = channels[l], below = channels[l + 1]
+            list.append(("up\(l).up.weight", r.convT(below, c, 2)))
+            list.append(("up\(l).up.bias", r.bias(c, fanIn: c * 4)))
+            conv("up\(l).conv1", c, 2 * c, 3)
+            conv("up\(l).conv2", c, c, 3)
+        }
+        conv("out", classes, channels[0], 1)
+        parameters = list
+        p = Dictionary(uniqueKeysWithValues: list)
+    }
+
+    func conv(_ n: String, _ x: Variable, pad: Int) -> Variable {
+        Variable.conv2d(x, p[n + ".weight"]!, p[n + ".bias"]!, padding: pad)
+    }
+
+    func block(_ prefix: String, _ x: Variable) -> Variable {
+        conv(prefix + ".conv2", conv(prefix + ".conv1", x, pad: 1).relu(), pad: 1).relu()
+    }
+
+    public func forward(_ image: Variable) -> Variable {
+        var skips: [Variable] = []
+        var x = image
+        for l in channels.indices {
+            if l > 0 { x = x.maxPool2x2() }
+            x = block("down\(l)", x)
+            skips.append(x)
+        }
+        for l in stride(from: channels.count - 2, through: 0, by: -1) {
+            let up = Variable.convTranspose2d(x, p["up\(l).up.weight"]!, p["up\(l).up.bias"]!)
+            x = block("up\(l)", Variable.concatRows([skips[l], up]))
+        }
+        return conv("out", x, pad: 0)
+    }
+
+    /// The UNet's input for a slice: windowed like the heads' slices (the plan's intensity
+    /// window), resized to `side`, scaled to -1...1; [1, side, side].
+    public static func input(_ slice: Slice2D<Float>, plan: PreprocessingPlan, side: Int) -> Tensor {
+        var p = plan
+        p.sliceSize = side
+        return Tensor(shape: [1, side, side], data: p.window(slice).map { $0 / 127.5 - 1 })
+    }
+
+    /// Training samples (image, labels at `side`) of the ED and ES frames of the patients.
+    public static func samples(patients: [ACDCPatient], plan: PreprocessingPlan, side: Int, maxClass: UInt8 = 3) throws -> [TrainingSample] {
+        var out: [TrainingSample] = []
+        var p = plan
+        p.sliceSize = side
+        for patient in patients {
+            for frame in Set([patient.info.ed, patient.info.es]).sorted() {
+                let (image, labels) = try patient.labelledFrame(frame)
+                try labels.validate(maxClass: maxClass)
+                for k in 0..<image.shape.nz {
+                    out.append(TrainingSample(
+                        embedding: input(try image.slice(k), plan: plan, side: side), labels: p.labels(labels.slice(k)).map(Int.init),
+                        source: "\(patient.id) frame \(frame) slice \(k)"))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Labels of a 3D frame on exactly its grid: logits per slice, resized back bilinearly,
+    /// argmax (as `Segmenter` does for the heads).
+    public func segment(_ frame: Volume, plan: PreprocessingPlan, side: Int) throws -> LabelMap {
+        var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
+        let (nx, ny) = (frame.shape.nx, frame.shape.ny)
+        for k in 0..<frame.shape.nz {
+            let x = Self.input(try frame.slice(k), plan: plan, side: side)
+            let logits = Autograd.withoutGrad { forward(Variable(x)) }.value
+            let up = Resize.bilinear(logits, height: ny, width: nx)
+            let plane = nx * ny
+            for i in 0..<plane {
+                var best = 0
+                for c in 1..<classes where up.data[c * plane + i] > up.data[best * plane + i] { best = c }
+                labels[k * plane + i] = UInt8(best)
+            }
+        }
+        return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import AutoSAM
+import Foundation
+
+struct ExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "experiment",
+        abstract: "The paper's protocol: heads x training volumes x folds, a UNet and a box-prompt baseline, on an ACDC-layout folder.",
+        discussion: """
+            A seeded split picks a test set of --test patients shared by every fold and, per fold, \
+            training and validation patients disjoint from it and from the other folds; an n-volume \
+            run trains on the fold's first n training patients (ED + ES). Every head trains with the \
+            same trainer as `autosam fit` on cached embeddings (computed once per slice); every \
+            method segments the test volumes as `autosam segment` does. Writes results.csv (one row \
+            per fold x method x volumes x test volume), table.md (the paper's table: mean +- std over \
+            folds) and summary.json to --out, rewritten after every run.
+            """)
+
+    @Option(help: "ACDC-layout dataset folder (patientNNN/Info.cfg, frames and _gt).") var data: String
+    @Option(help: "Encoder: a SAM checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
+    @Option(help: "Heads, comma-separated: autosam, cnn, linear.") var heads = "autosam,cnn,linear"
+    @Option(help: "Training volume counts, comma-separated.") var volumes = "1,5"
+    @Option(help: "Folds (independent training sets).") var folds = 1
+    @Option(help: "Test patients (shared by all folds).") var test = 20
+    @Option(help: "Validation patients per fold (early stopping).") var validation = 1
+    @Option(help: "Seed of the split and of the training.") var seed: UInt64 = 0
+    @Option(help: "Baselines, comma-separated: unet, box (or none).") var baselines = "unet,box"
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Training epochs (the paper: 120).") var epochs = 120
+    @Option(help: "Early-stopping patience in epochs.") var patience = 30
+    @Option(help: "UNet input side (multiple of 8).") var unetSize = 128
+    @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
+
+    func run() throws {
+        var c = ExperimentConfig()
+        do {
+            c.encoder = encoder
+            c.heads = try ExperimentConfig.parseHeads(heads)
+            c.volumes = try ExperimentConfig.parseVolumes(volumes)
+            (c.unet, c.boxPrompt) = try ExperimentConfig.parseBaselines(baselines)
+            c.folds = folds
+            c.testPatients = test
+            c.validationPatients = validation
+            c.seed = seed
+            c.epochs = epochs
+            c.patience = patience
+            c.unetSize = unetSize
+            try c.validate()
+        } catch let e as ExperimentError {
+            throw ValidationError(e.description)
+        }
+        try ExperimentRunner(config: c, data: data, out: out, cache: cache) { print($0); fflush(nil) }.run()
+    }
+}
