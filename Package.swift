@@ -121,7 +121,7 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"]),
-        .testTarget(name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging"]),
+        .testTarget(name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "SegmentAnythingTests",
             dependencies: ["SegmentAnything", "NN", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
