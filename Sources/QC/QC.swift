@@ -1,1 +1,0 @@
-// The QC picture: see QCPicture (added with the QC issue work).
