@@ -8,11 +8,16 @@ public struct TrainingSample: Sendable {
     public var embedding: Tensor  // [C, g, g]
     public var labels: [Int]  // [4g * 4g]
     public var source: String
+    /// Samples with the same slice are views of one slice (the plain one and its augmented
+    /// views): an epoch trains on one view of each slice, drawn at random. nil: a sample of
+    /// its own.
+    public var slice: String?
 
-    public init(embedding: Tensor, labels: [Int], source: String) {
+    public init(embedding: Tensor, labels: [Int], source: String, slice: String? = nil) {
         self.embedding = embedding
         self.labels = labels
         self.source = source
+        self.slice = slice
     }
 }
 
@@ -52,7 +57,7 @@ public enum SliceData {
                 let windowed = plan.window(slice, view: view)
                 let emb = encoder.embed(windowed, plan: plan, cache: cache)
                 let y = plan.labels(labelSlice, side: side, view: view).map(Int.init)
-                out.append(TrainingSample(embedding: emb, labels: y, source: v == 0 ? key : "\(key) view \(v)"))
+                out.append(TrainingSample(embedding: emb, labels: y, source: v == 0 ? key : "\(key) view \(v)", slice: key))
             }
         }
         return out

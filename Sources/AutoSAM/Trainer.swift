@@ -98,10 +98,16 @@ public enum Trainer {
         var rng = Initializer(state: options.seed &+ 77)
         var best = -1.0, bestWeights = params.map(\.value), since = 0
         var reports: [EpochReport] = []
+        // Views of the same slice, in order of first appearance.
+        var groupIndex: [String: Int] = [:], groups: [[Int]] = []
+        for (i, s) in train.enumerated() {
+            guard let key = s.slice else { groups.append([i]); continue }
+            if let g = groupIndex[key] { groups[g].append(i) } else { groupIndex[key] = groups.count; groups.append([i]) }
+        }
         for epoch in 1...max(1, options.epochs) {
             let start = Date()
-            // Seeded shuffle: a rerun gives the same model.
-            var order = Array(train.indices)
+            // One view of each slice (seeded), in a seeded shuffle: a rerun gives the same model.
+            var order = groups.map { g in g[g.count == 1 ? 0 : Int((rng.uniform() + 1) / 2 * Float(g.count)) % g.count] }
             for i in stride(from: order.count - 1, to: 0, by: -1) {
                 let j = Int((rng.uniform() + 1) / 2 * Float(i + 1)) % (i + 1)
                 order.swapAt(i, j)
@@ -114,7 +120,7 @@ public enum Trainer {
                 total += lossValue * Float(batch.count)
                 opt.update()
             }
-            let meanLoss = total / Float(max(1, train.count))
+            let meanLoss = total / Float(max(1, order.count))
             let vd = validation.isEmpty ? 1 - Double(meanLoss) : dice(head, validation)
             let rate = schedule.step(validation.isEmpty ? meanLoss : Float(1 - vd), optimizer: opt)
             let report = EpochReport(epoch: epoch, loss: meanLoss, validationDice: vd, learningRate: rate, seconds: Date().timeIntervalSince(start))

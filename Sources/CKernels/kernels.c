@@ -1,4 +1,5 @@
 // autosam element-wise kernels. Loops are written so that each target clone vectorises them.
+#include <stdlib.h>
 #include "asn_kernels.h"
 
 #include <math.h>
@@ -132,4 +133,78 @@ const char *asn_kernels_isa(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
 #endif
     return "baseline";
+}
+
+// ---- Convolution unfolding -------------------------------------------------------------------
+
+static inline size_t out_size(size_t n, size_t k, size_t stride, size_t pad) { return (n + 2 * pad - k) / stride + 1; }
+
+ASN_CLONES
+void asn_im2col(const float *x, size_t cin, size_t h, size_t w, size_t kh, size_t kw, size_t stride, size_t pad,
+                float *cols) {
+    const size_t oh = out_size(h, kh, stride, pad), ow = out_size(w, kw, stride, pad), npos = oh * ow;
+    for (size_t c = 0; c < cin; c++) {
+        for (size_t ky = 0; ky < kh; ky++) {
+            for (size_t kx = 0; kx < kw; kx++) {
+                float *row = cols + ((c * kh + ky) * kw + kx) * npos;
+                // Output columns whose input column ix = ox*stride - pad + kx lies inside [0, w).
+                size_t ox0 = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
+                size_t ox1 = (w + pad > kx) ? (w + pad - kx + stride - 1) / stride : 0;  // exclusive
+                if (ox1 > ow) ox1 = ow;
+                for (size_t oy = 0; oy < oh; oy++) {
+                    float *dst = row + oy * ow;
+                    const long iy = (long)(oy * stride + ky) - (long)pad;
+                    if (iy < 0 || iy >= (long)h || ox0 >= ox1) { memset(dst, 0, ow * sizeof(float)); continue; }
+                    if (ox0 > 0) memset(dst, 0, ox0 * sizeof(float));
+                    const float *src = x + (c * h + (size_t)iy) * w + (ox0 * stride + kx - pad);
+                    if (stride == 1) {
+                        memcpy(dst + ox0, src, (ox1 - ox0) * sizeof(float));
+                    } else {
+                        for (size_t ox = ox0; ox < ox1; ox++) dst[ox] = src[(ox - ox0) * stride];
+                    }
+                    if (ox1 < ow) memset(dst + ox1, 0, (ow - ox1) * sizeof(float));
+                }
+            }
+        }
+    }
+}
+
+ASN_CLONES
+void asn_col2im(const float *cols, size_t cin, size_t h, size_t w, size_t kh, size_t kw, size_t stride, size_t pad,
+                float *x) {
+    const size_t oh = out_size(h, kh, stride, pad), ow = out_size(w, kw, stride, pad), npos = oh * ow;
+    for (size_t c = 0; c < cin; c++) {
+        for (size_t ky = 0; ky < kh; ky++) {
+            for (size_t kx = 0; kx < kw; kx++) {
+                const float *row = cols + ((c * kh + ky) * kw + kx) * npos;
+                size_t ox0 = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
+                size_t ox1 = (w + pad > kx) ? (w + pad - kx + stride - 1) / stride : 0;
+                if (ox1 > ow) ox1 = ow;
+                for (size_t oy = 0; oy < oh; oy++) {
+                    const long iy = (long)(oy * stride + ky) - (long)pad;
+                    if (iy < 0 || iy >= (long)h || ox0 >= ox1) continue;
+                    const float *src = row + oy * ow;
+                    float *dst = x + (c * h + (size_t)iy) * w + (ox0 * stride + kx - pad);
+                    if (stride == 1) {
+                        for (size_t ox = ox0; ox < ox1; ox++) dst[ox - ox0] += src[ox];
+                    } else {
+                        for (size_t ox = ox0; ox < ox1; ox++) dst[(ox - ox0) * stride] += src[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static _Thread_local float *scratch_ptr[4];
+static _Thread_local size_t scratch_cap[4];
+
+float *asn_scratch(size_t count, int slot) {
+    if (slot < 0 || slot > 3) return NULL;
+    if (scratch_cap[slot] < count) {
+        free(scratch_ptr[slot]);
+        scratch_ptr[slot] = malloc(count * sizeof(float));
+        scratch_cap[slot] = scratch_ptr[slot] ? count : 0;
+    }
+    return scratch_ptr[slot];
 }

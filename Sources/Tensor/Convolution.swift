@@ -1,3 +1,5 @@
+import CKernels
+
 /// Convolutions on single images laid out [C, H, W], as GEMMs.
 public enum Conv {
     /// nn.Conv2d on x[Cin, H, W] with weight[Cout, Cin, kh, kw], stride, zero padding.
@@ -19,13 +21,15 @@ public enum Conv {
                 }
             }
         } else {
-            let cols = im2col(x, kh: kh, kw: kw, stride: stride, padding: padding)
-            cols.withUnsafeBufferPointer { cp in
-                weight.data.withUnsafeBufferPointer { wp in
-                    out.withUnsafeMutableBufferPointer { o in
-                        GEMM.sgemm(false, false, m: cout, n: npos, k: kdim, a: wp.baseAddress!, lda: kdim,
-                                   b: cp.baseAddress!, ldb: npos, c: o.baseAddress!, ldc: npos)
-                    }
+            // The unfolded input lives in a per-thread scratch buffer (no allocation per call).
+            let cols = asn_scratch(kdim * npos, 0)!
+            x.data.withUnsafeBufferPointer { xp in
+                asn_im2col(xp.baseAddress!, cin, h, w, kh, kw, stride, padding, cols)
+            }
+            weight.data.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { o in
+                    GEMM.sgemm(false, false, m: cout, n: npos, k: kdim, a: wp.baseAddress!, lda: kdim,
+                               b: cols, ldb: npos, c: o.baseAddress!, ldc: npos)
                 }
             }
         }
@@ -40,48 +44,24 @@ public enum Conv {
     public static func im2col(_ x: Tensor, kh: Int, kw: Int, stride: Int, padding: Int) -> [Float] {
         let (cin, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
-        let npos = oh * ow
-        var cols = [Float](repeating: 0, count: cin * kh * kw * npos)
-        forEachTap(cin: cin, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding) { row, pos, src in
-            cols[row * npos + pos] = x.data[src]
+        let count = cin * kh * kw * oh * ow
+        return [Float](unsafeUninitializedCapacity: count) { buf, n in
+            x.data.withUnsafeBufferPointer { xp in
+                asn_im2col(xp.baseAddress!, cin, h, w, kh, kw, stride, padding, buf.baseAddress!)
+            }
+            n = count
         }
-        return cols
     }
 
     /// The adjoint of `im2col`: sums cols[Cin*kh*kw, OH*OW] back into an image [Cin, H, W].
     public static func col2im(_ cols: [Float], shape: [Int], kh: Int, kw: Int, stride: Int, padding: Int) -> Tensor {
-        let (cin, h, w) = (shape[0], shape[1], shape[2])
-        let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
-        let npos = oh * ow
         var out = Tensor(zeros: shape)
-        forEachTap(cin: cin, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding) { row, pos, src in
-            out.data[src] += cols[row * npos + pos]
-        }
-        return out
-    }
-
-    /// Visits every (cols row, output position, input index) triple of a convolution's taps
-    /// that falls inside the image.
-    @inline(__always)
-    static func forEachTap(
-        cin: Int, h: Int, w: Int, kh: Int, kw: Int, stride: Int, padding: Int, _ body: (Int, Int, Int) -> Void
-    ) {
-        let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
-        for c in 0..<cin {
-            for ky in 0..<kh {
-                for kx in 0..<kw {
-                    let row = (c * kh + ky) * kw + kx
-                    for oy in 0..<oh {
-                        let iy = oy * stride - padding + ky
-                        guard iy >= 0 && iy < h else { continue }
-                        for ox in 0..<ow {
-                            let ix = ox * stride - padding + kx
-                            if ix >= 0 && ix < w { body(row, oy * ow + ox, (c * h + iy) * w + ix) }
-                        }
-                    }
-                }
+        cols.withUnsafeBufferPointer { cp in
+            out.data.withUnsafeMutableBufferPointer { op in
+                asn_col2im(cp.baseAddress!, shape[0], shape[1], shape[2], kh, kw, stride, padding, op.baseAddress!)
             }
         }
+        return out
     }
 
     /// nn.ConvTranspose2d with kernel == stride (no overlap, no padding) on x[Cin, H, W],

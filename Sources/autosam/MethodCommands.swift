@@ -130,22 +130,40 @@ struct EvaluateCommand: ParsableCommand {
         var list = try ACDCDataset.patients(in: data)
         if let patients { let ids = Set(patients.split(separator: ",").map(String.init)); list = list.filter { ids.contains($0.id) } }
         else { list = list.filter { !meta.trainingPatients.contains($0.id) && !meta.validationPatients.contains($0.id) } }
-        print("volume                 RV Dice  Myo Dice  LV Dice   mean   ASSD mm")
-        var rows: [[String: Any]] = [], means: [Double] = [], assds: [Double] = []
+        func cell(_ v: Double?, _ f: String) -> String { v.map { String(format: f, $0) } ?? "     -" }
+        print("volume               |  Dice RV   Myo    LV   mean | ASSD mm RV   Myo    LV | HD95 mm RV   Myo    LV")
+        var volumes: [[String: Any]] = [], all: [VolumeMetrics] = []
         for p in list {
             for f in Set([p.info.ed, p.info.es]).sorted() where p.hasLabels(frame: f) {
                 let (image, gt) = try p.labelledFrame(f)
                 let m = try SegmentationMetrics.evaluate(prediction: try seg.segment(image), reference: gt)
-                let d = [1, 2, 3].map { m[UInt8($0)]?.dice ?? .nan }
-                print(String(format: "%@ frame %02d   %6.3f   %6.3f   %6.3f  %6.3f  %7.2f", p.id, f, d[0], d[1], d[2], m.meanDice, m.meanASSD ?? .nan))
-                means.append(m.meanDice)
-                if let a = m.meanASSD { assds.append(a) }
-                rows.append(["patient": p.id, "frame": f, "dice": d, "mean_dice": m.meanDice, "assd": m.meanASSD ?? NSNull()])
+                all.append(m)
+                let cls = [UInt8(1), 2, 3].map { m[$0] }
+                print("\(p.id) frame \(String(format: "%02d", f)) | " + cls.map { cell($0?.dice, "%5.3f") }.joined(separator: " ")
+                      + " " + cell(m.meanDice, "%5.3f") + " | " + cls.map { cell($0?.assd, "%6.2f") }.joined(separator: " ")
+                      + " | " + cls.map { cell($0?.hd95, "%6.2f") }.joined(separator: " "))
+                volumes.append(["patient": p.id, "frame": f, "metrics": try JSONSerialization.jsonObject(with: try m.jsonData())])
             }
         }
-        let md = means.reduce(0, +) / Double(max(1, means.count)), ma = assds.reduce(0, +) / Double(max(1, assds.count))
-        print(String(format: "mean over %d volumes: Dice %.4f, ASSD %.2f mm", means.count, md, ma))
-        if let json { try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["volumes": rows, "mean_dice": md, "mean_assd": ma], options: [.prettyPrinted, .sortedKeys]), to: json) }
+        guard !all.isEmpty else { throw ValidationError("no labelled ED/ES frames to evaluate among the chosen patients") }
+        func mean(_ xs: [Double?]) -> Double? {
+            let v = xs.compactMap { $0 }.filter(\.isFinite)
+            return v.isEmpty ? nil : v.reduce(0, +) / Double(v.count)
+        }
+        func nullable(_ v: Double?) -> Any { v.map { $0 as Any } ?? NSNull() }
+        var summary: [String: Any] = ["volumes": all.count, "mean_dice": nullable(mean(all.map(\.meanDice))),
+                                      "mean_assd": nullable(mean(all.map(\.meanASSD))), "mean_hd95": nullable(mean(all.map(\.meanHD95)))]
+        for (label, name) in [(UInt8(1), "RV"), (2, "Myo"), (3, "LV")] {
+            summary[name] = ["dice": nullable(mean(all.map { $0[label]?.dice })), "assd": nullable(mean(all.map { $0[label]?.assd })),
+                             "hd95": nullable(mean(all.map { $0[label]?.hd95 }))]
+        }
+        let classMeans = [UInt8(1), 2, 3].map { l in mean(all.map { $0[l]?.dice }) }
+        print("mean over \(all.count) volumes | " + classMeans.map { cell($0, "%5.3f") }.joined(separator: " ")
+              + " " + cell(mean(all.map(\.meanDice)), "%5.3f") + String(format: " | mean ASSD %@ mm, mean HD95 %@ mm",
+              cell(mean(all.map(\.meanASSD)), "%.2f"), cell(mean(all.map(\.meanHD95)), "%.2f")))
+        if let json {
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["volumes": volumes, "summary": summary], options: [.prettyPrinted, .sortedKeys]), to: json)
+        }
     }
 }
 

@@ -28,6 +28,18 @@ void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size
 /// Which instruction set the dispatcher chose (for benchmarks' reports).
 const char *asn_kernels_isa(void);
 
+/// Convolution unfolding of x[cin, h, w] into cols[cin*kh*kw, oh*ow] (zero padding), and its
+/// adjoint (col2im adds cols back into x, which the caller has zeroed).
+void asn_im2col(const float *x, size_t cin, size_t h, size_t w, size_t kh, size_t kw, size_t stride, size_t pad,
+                float *cols);
+void asn_col2im(const float *cols, size_t cin, size_t h, size_t w, size_t kh, size_t kw, size_t stride, size_t pad,
+                float *x);
+
+/// A per-thread scratch buffer of at least `count` floats for `slot` (0..3), reused between
+/// calls on the same thread (large temporaries otherwise cost a page fault per 4 KiB on every
+/// call). Valid until the next call with the same slot on the same thread. NULL if out of memory.
+float *asn_scratch(size_t count, int slot);
+
 #ifdef __cplusplus
 }
 #endif
