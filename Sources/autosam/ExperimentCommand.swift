@@ -30,6 +30,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "Early-stopping patience in epochs.") var patience = 30
     @Option(help: "UNet input side (multiple of 8).") var unetSize = 128
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
+    @Flag(help: "Train on the plain slices only (no augmented views).") var noAugment = false
 
     func run() throws {
         var c = ExperimentConfig()
@@ -45,6 +46,7 @@ struct ExperimentCommand: ParsableCommand {
             c.epochs = epochs
             c.patience = patience
             c.unetSize = unetSize
+            c.augment = !noAugment
             try c.validate()
         } catch let e as ExperimentError {
             throw ValidationError(e.description)

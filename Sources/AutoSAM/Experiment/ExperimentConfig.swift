@@ -74,6 +74,9 @@ public struct ExperimentConfig: Codable, Sendable {
     public var seed: UInt64 = 0
     public var unet = true
     public var boxPrompt = true
+    /// Train on the plan's augmented views as well as the plain slices (as `autosam fit`
+    /// does); the UNet gets the same views.
+    public var augment = true
     /// Training epochs (the paper: 120) and early-stopping patience.
     public var epochs = 120
     public var patience = 30

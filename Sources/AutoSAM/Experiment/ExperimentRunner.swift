@@ -64,7 +64,8 @@ public final class ExperimentRunner {
         return all
     }
 
-    /// The encoder's preprocessing: the same plan `autosam fit` uses.
+    /// The encoder's preprocessing: the same plan `autosam fit` uses (its augmented training
+    /// views included when `augment` is set, as `autosam fit` does).
     public static func plan(for encoder: FrozenEncoder) -> PreprocessingPlan { .robust(encoderSize: encoder.config.imageSize) }
 
     struct TestVolume {
@@ -91,7 +92,7 @@ public final class ExperimentRunner {
         let plan = Self.plan(for: encoder)
         let cache = try EmbeddingCache(folder: cacheFolder)
         let needsDecoder = config.heads.contains(.autosam) || config.boxPrompt
-        let decoderWeights = needsDecoder ? try DecoderWeights.tensors(source: config.encoder, config: encoder.config) : [:]
+        let samTensors = needsDecoder ? try encoder.samTensors() : [:]
         log("experiment: \(patients.count) patients; test \(split.test.count); \(config.folds) fold(s) of \(maxVolumes) training + \(trainingMethods.isEmpty ? 0 : config.validationPatients) validation; methods \(config.methods.map(\.name).joined(separator: ",")); encoder \(encoder.config.name)")
 
         var tests: [TestVolume] = []
@@ -147,7 +148,7 @@ public final class ExperimentRunner {
         }
 
         if config.boxPrompt {
-            let box = try BoxPromptBaseline(encoder: encoder, decoderWeights: decoderWeights, plan: plan, cache: cache)
+            let box = try BoxPromptBaseline(encoder: encoder, sam: samTensors, plan: plan, cache: cache)
             let (md, secs) = try evaluate(.boxPrompt, fold: 0, volumes: 0) { try box.segment($0.image, reference: $0.labels) }
             runs.append(.init(fold: 0, method: "box", volumes: 0, trainingSlices: 0, validationSlices: 0, epochs: 0, bestValidationDice: nil,
                               trainSeconds: 0, evaluateSeconds: secs, meanDice: md))
@@ -170,16 +171,16 @@ public final class ExperimentRunner {
                     switch method {
                     case .head(let kind):
                         if embedded == nil {
-                            embedded = (try SliceData.samples(patients: trainP, plan: plan, encoder: encoder, cache: cache),
+                            embedded = (try SliceData.samples(patients: trainP, plan: plan, encoder: encoder, cache: cache, augment: config.augment),
                                         try SliceData.samples(patients: valP, plan: plan, encoder: encoder, cache: cache))
                         }
                         (train, val) = embedded!
                         model = kind == .autosam
-                            ? try AutoSAMHead(sam: decoderWeights, config: encoder.config, classes: 4, seed: seed)
+                            ? try AutoSAMHead(sam: samTensors, config: encoder.config, classes: 4, seed: seed)
                             : try Heads.make(kind, inChannels: encoder.config.outChannels, classes: 4, seed: seed)
                     case .unet:
-                        train = try UNet.samples(patients: trainP, plan: plan, side: config.unetSize)
-                        val = try UNet.samples(patients: valP, plan: plan, side: config.unetSize)
+                        train = try UNet.samples(patients: trainP, plan: plan, side: config.unetSize, augment: config.augment)
+                        val = try UNet.samples(patients: valP, plan: plan, side: config.unetSize, augment: false)
                         model = UNet(classes: 4, channels: config.unetChannels, seed: seed)
                     case .boxPrompt:
                         continue

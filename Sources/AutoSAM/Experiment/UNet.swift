@@ -70,48 +70,53 @@ public final class UNet: SegmentationHead {
         return conv("out", x, pad: 0)
     }
 
-    /// The UNet's input for a slice: windowed like the heads' slices (the plan's intensity
-    /// window), resized to `side`, scaled to -1...1; [1, side, side].
-    public static func input(_ slice: Slice2D<Float>, plan: PreprocessingPlan, side: Int) -> Tensor {
+    /// The UNet's input for a slice: the plan's field and intensity window (the same pixels
+    /// the encoder sees, optionally an augmented view), sampled at `side`, scaled to -1...1.
+    static func input(_ slice: Slice2D<Float>, plan: PreprocessingPlan, side: Int, view: AugmentedView? = nil) -> Tensor {
         var p = plan
         p.sliceSize = side
-        return Tensor(shape: [1, side, side], data: p.window(slice).map { $0 / 127.5 - 1 })
+        return Tensor(shape: [1, side, side], data: p.window(slice, view: view).map { $0 / 127.5 - 1 })
     }
 
-    /// Training samples (image, labels at `side`) of the ED and ES frames of the patients.
-    public static func samples(patients: [ACDCPatient], plan: PreprocessingPlan, side: Int, maxClass: UInt8 = 3) throws -> [TrainingSample] {
+    /// Training samples (image, labels at `side`) of the ED and ES frames of the patients:
+    /// the plain view of every slice, plus the plan's augmented views when `augment` is set
+    /// (the same views, by the same seeds, as the heads' training embeddings).
+    public static func samples(
+        patients: [ACDCPatient], plan: PreprocessingPlan, side: Int, augment: Bool, maxClass: UInt8 = 3
+    ) throws -> [TrainingSample] {
         var out: [TrainingSample] = []
-        var p = plan
-        p.sliceSize = side
+        let views = augment ? (plan.augmentation?.views ?? 0) : 0
         for patient in patients {
             for frame in Set([patient.info.ed, patient.info.es]).sorted() {
                 let (image, labels) = try patient.labelledFrame(frame)
                 try labels.validate(maxClass: maxClass)
                 for k in 0..<image.shape.nz {
-                    out.append(TrainingSample(
-                        embedding: input(try image.slice(k), plan: plan, side: side), labels: p.labels(labels.slice(k)).map(Int.init),
-                        source: "\(patient.id) frame \(frame) slice \(k)"))
+                    let slice = try image.slice(k), labelSlice = labels.slice(k)
+                    // The key SliceData uses, so that the views match the heads' views.
+                    let key = "\(patient.id) frame \(frame) slice \(k)"
+                    for v in 0...views {
+                        let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
+                        out.append(TrainingSample(
+                            embedding: input(slice, plan: plan, side: side, view: view),
+                            labels: plan.labels(labelSlice, side: side, view: view).map(Int.init),
+                            source: v == 0 ? key : "\(key) view \(v)"))
+                    }
                 }
             }
         }
         return out
     }
 
-    /// Labels of a 3D frame on exactly its grid: logits per slice, resized back bilinearly,
-    /// argmax (as `Segmenter` does for the heads).
+    /// Labels of a 3D frame on exactly its grid: logits over the plan's field, mapped back onto
+    /// each slice and argmaxed by the plan (as `Segmenter` does for the heads).
     public func segment(_ frame: Volume, plan: PreprocessingPlan, side: Int) throws -> LabelMap {
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
-        let (nx, ny) = (frame.shape.nx, frame.shape.ny)
+        let plane = frame.shape.nx * frame.shape.ny
         for k in 0..<frame.shape.nz {
-            let x = Self.input(try frame.slice(k), plan: plan, side: side)
-            let logits = Autograd.withoutGrad { forward(Variable(x)) }.value
-            let up = Resize.bilinear(logits, height: ny, width: nx)
-            let plane = nx * ny
-            for i in 0..<plane {
-                var best = 0
-                for c in 1..<classes where up.data[c * plane + i] > up.data[best * plane + i] { best = c }
-                labels[k * plane + i] = UInt8(best)
-            }
+            let slice = try frame.slice(k)
+            let logits = Autograd.withoutGrad { forward(Variable(Self.input(slice, plan: plan, side: side))) }.value
+            labels.replaceSubrange((k * plane)..<((k + 1) * plane),
+                                   with: plan.labelsOnSlice(logits: logits, width: slice.width, height: slice.height, spacing: slice.spacing))
         }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
     }
