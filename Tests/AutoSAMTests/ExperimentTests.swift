@@ -154,6 +154,31 @@ import Testing
         #expect(after > 0.8, "UNet validation Dice \(before) -> \(after)")
     }
 
+    /// The UNet trains on the heads' views: the plain field plus the plan's augmented views,
+    /// grouped by slice, labels sampled into the same field.
+    @Test func unetSamplesUseThePlansFieldAndViews() throws {
+        let data = try tempDir()
+        _ = try PhantomGenerator.generate(into: data, patients: 1, seed: 9, cine: false)
+        let p = try ACDCDataset.patients(in: data)[0]
+        let plan = PreprocessingPlan.robust(encoderSize: 256)
+        let views = plan.augmentation!.views
+        let samples = try UNet.samples(patients: [p], plan: plan, side: 32, augment: true)
+        var slices = 0
+        for f in Set([p.info.ed, p.info.es]) { slices += try p.labelledFrame(f).image.shape.nz }
+        #expect(samples.count == slices * (views + 1))
+        #expect(Set(samples.compactMap(\.slice)).count == slices)
+        let (image, labels) = try p.labelledFrame(min(p.info.ed, p.info.es))
+        let plain = samples[0]
+        #expect(plain.embedding.shape == [1, 32, 32])
+        #expect(plain.labels == plan.labels(labels.slice(0), side: 32).map(Int.init))
+        var p32 = plan
+        p32.sliceSize = 32
+        #expect(plain.embedding.data == p32.window(try image.slice(0)).map { $0 / 127.5 - 1 })
+        // The augmented views differ from the plain one.
+        #expect(samples[1].embedding != plain.embedding)
+        #expect(try UNet.samples(patients: [p], plan: plan, side: 32, augment: false).count == slices)
+    }
+
     // MARK: end to end
 
     @Test(.timeLimit(.minutes(10))) func tinyRunWritesAllOutputs() throws {

@@ -80,7 +80,8 @@ public final class UNet: SegmentationHead {
 
     /// Training samples (image, labels at `side`) of the ED and ES frames of the patients:
     /// the plain view of every slice, plus the plan's augmented views when `augment` is set
-    /// (the same views, by the same seeds, as the heads' training embeddings).
+    /// (the same views, by the same seeds, as the heads' training embeddings; grouped by slice
+    /// so that an epoch trains on one view of each slice, as for the heads).
     public static func samples(
         patients: [ACDCPatient], plan: PreprocessingPlan, side: Int, augment: Bool, maxClass: UInt8 = 3
     ) throws -> [TrainingSample] {
@@ -99,7 +100,7 @@ public final class UNet: SegmentationHead {
                         out.append(TrainingSample(
                             embedding: input(slice, plan: plan, side: side, view: view),
                             labels: plan.labels(labelSlice, side: side, view: view).map(Int.init),
-                            source: v == 0 ? key : "\(key) view \(v)"))
+                            source: v == 0 ? key : "\(key) view \(v)", slice: key))
                     }
                 }
             }
