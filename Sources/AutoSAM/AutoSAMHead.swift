@@ -11,6 +11,10 @@ import Tensor
 // the dense positional encoding is SAM's own prompt-encoder matrix (fixed).
 // Semantics of the transformer follow segment-anything modeling/transformer.py (the first
 // block's self-attention replaces the queries; LayerNorm eps 1e-5 there, 1e-6 in LayerNorm2d).
+// For training speed the cross attentions are fused primitives that never project the 4096
+// image tokens (Attention+Grad.swift), and the upscaling runs on channels-last pixels in
+// sub-pixel order (two GEMMs), brought back to raster order once at the end. Forward, loss
+// and gradients match the official modules (Tests/AutoSAMTests/HeadParityTests.swift).
 
 public final class AutoSAMHead: SegmentationHead {
     public let kind = HeadKind.autosam
@@ -95,8 +99,25 @@ public final class AutoSAMHead: SegmentationHead {
 
     func mlp(_ x: Variable, _ name: String) -> Variable { linear(linear(x, name + ".lin1").relu(), name + ".lin2") }
 
+    func weights(_ name: String) -> AttentionWeights {
+        func w(_ s: String) -> Variable { p[name + s]! }
+        return AttentionWeights(wq: w(".q_proj.weight"), bq: w(".q_proj.bias"), wk: w(".k_proj.weight"), bk: w(".k_proj.bias"),
+                                wv: w(".v_proj.weight"), bv: w(".v_proj.bias"), wo: w(".out_proj.weight"), bo: w(".out_proj.bias"))
+    }
+
+    /// Tokens attending to the image (few queries, many keys).
+    func tokenToImage(_ name: String, q: Variable, k: Variable, v: Variable) -> Variable {
+        Variable.attentionFewQueries(query: q, key: k, value: v, weights(name), heads: heads)
+    }
+
+    /// The image attending to the tokens (many queries, few keys).
+    func imageToToken(_ name: String, q: Variable, k: Variable, v: Variable) -> Variable {
+        Variable.attentionFewKeys(query: q, key: k, value: v, weights(name), heads: heads)
+    }
+
     /// The two-way transformer: tokens [T, D] and image keys [HW, D] with their PE.
-    func transformer(tokens: Variable, keys image: Variable, keyPE: Variable) -> (Variable, Variable) {
+    /// `imagePlusPE` is image + keyPE (the first layer's keys, the same for every class).
+    func transformer(tokens: Variable, keys image: Variable, keyPE: Variable, imagePlusPE: Variable) -> (Variable, Variable) {
         var queries = tokens, keys = image
         for i in 0..<depth {
             let b = "transformer.layers.\(i)"
@@ -107,12 +128,12 @@ public final class AutoSAMHead: SegmentationHead {
                 queries = queries + attention(b + ".self_attn", q: q, k: q, v: queries)
             }
             queries = layerNorm(queries, b + ".norm1")
-            let k = keys + keyPE
-            queries = layerNorm(queries + attention(b + ".cross_attn_token_to_image", q: queries + tokens, k: k, v: keys), b + ".norm2")
+            let k = i == 0 ? imagePlusPE : keys + keyPE
+            queries = layerNorm(queries + tokenToImage(b + ".cross_attn_token_to_image", q: queries + tokens, k: k, v: keys), b + ".norm2")
             queries = layerNorm(queries + mlp(queries, b + ".mlp"), b + ".norm3")
-            keys = layerNorm(keys + attention(b + ".cross_attn_image_to_token", q: keys + keyPE, k: queries + tokens, v: queries), b + ".norm4")
+            keys = layerNorm(keys + imageToToken(b + ".cross_attn_image_to_token", q: k, k: queries + tokens, v: queries), b + ".norm4")
         }
-        let final = attention("transformer.final_attn_token_to_image", q: queries + tokens, k: keys + keyPE, v: keys)
+        let final = tokenToImage("transformer.final_attn_token_to_image", q: queries + tokens, k: keys + keyPE, v: keys)
         return (layerNorm(queries + final, "transformer.norm_final_attn"), keys)
     }
 
@@ -122,25 +143,25 @@ public final class AutoSAMHead: SegmentationHead {
         let pe = PositionEmbeddingRandom(gaussian: gaussian).dense(height: h, width: w)  // [D, h, w]
         let keys = embedding.reshaped([d, h * w]).permuted([1, 0])  // [HW, D]
         let keyPE = Variable(pe.reshaped([d, h * w]).permuted([1, 0]))
+        let keysPlusPE = keys + keyPE
+        let layers = (0..<8).filter { p["output_hypernetworks_mlps.0.layers.\($0).weight"] != nil }
         var maps: [Variable] = []
         for c in 0..<classes {
             let tokens = Variable.concatRows([p["class_iou_tokens"]!.rows(c..<(c + 1)), p["class_mask_tokens"]!.rows((2 * c)..<(2 * c + 2))])
-            let (hs, src) = transformer(tokens: tokens, keys: keys, keyPE: keyPE)
-            // Upscaling: [HW, D] -> [D, h, w] -> ConvT -> LayerNorm2d -> GELU -> ConvT -> GELU.
-            var up = Variable.convTranspose2d(
-                src.permuted([1, 0]).reshaped([d, h, w]), p["output_upscaling.0.weight"]!, p["output_upscaling.0.bias"]!)
-            up = up.layerNorm2d(p["output_upscaling.1.weight"]!, p["output_upscaling.1.bias"]!, eps: 1e-6).gelu()
-            up = Variable.convTranspose2d(up, p["output_upscaling.3.weight"]!, p["output_upscaling.3.bias"]!).gelu()
-            let (uc, uh, uw) = (up.shape[0], up.shape[1], up.shape[2])
+            let (hs, src) = transformer(tokens: tokens, keys: keys, keyPE: keyPE, imagePlusPE: keysPlusPE)
+            // Upscaling on channels-last pixels [HW, D]: ConvT -> LayerNorm2d (over channels,
+            // i.e. each row) -> GELU -> ConvT -> GELU, in sub-pixel (blocked) pixel order.
+            var up = Variable.convTransposeRows(src, p["output_upscaling.0.weight"]!, p["output_upscaling.0.bias"]!)
+            up = up.layerNorm(p["output_upscaling.1.weight"]!, p["output_upscaling.1.bias"]!, eps: 1e-6).gelu()
+            up = Variable.convTransposeRows(up, p["output_upscaling.3.weight"]!, p["output_upscaling.3.bias"]!).gelu()  // [16HW, D/8]
             // Hypernetwork on the class's first mask token.
             var t = hs.rows(1..<2)
-            let layers = (0..<8).filter { p["output_hypernetworks_mlps.0.layers.\($0).weight"] != nil }
             for (n, l) in layers.enumerated() {
                 t = linear(t, "output_hypernetworks_mlps.0.layers.\(l)")
                 if n < layers.count - 1 { t = t.relu() }
             }
-            maps.append(Variable.matmul(t, up.reshaped([uc, uh * uw])))  // [1, 16hw]
+            maps.append(Variable.matmul(up, t, transposeB: true).reshaped([1, 16 * h * w]))
         }
-        return Variable.concatRows(maps).reshaped([classes, 4 * h, 4 * w])
+        return Variable.concatRows(maps).fromBlocked(height: h, width: w, k: 2, levels: 2)
     }
 }

@@ -93,3 +93,89 @@ extension Variable {
         return reshaped([c, h * wd]).permuted([1, 0]).layerNorm(w, b, eps: eps).permuted([1, 0]).reshaped([c, h, wd])
     }
 }
+
+extension Variable {
+    /// ConvTranspose2d with kernel == stride == k on a channels-last image: x[N, Cin] (N input
+    /// pixels, one per row, in any order), weight[Cin, Cout, k, k] -> [N*k*k, Cout], where row
+    /// n*k*k + ky*k + kx is output pixel (k*y + ky, k*x + kx) of input pixel n = (y, x).
+    /// One GEMM each way; chained, these give the sub-pixel (blocked) order that
+    /// `fromBlocked` turns back into raster order.
+    public static func convTransposeRows(_ x: Variable, _ w: Variable, _ b: Variable?) -> Variable {
+        let xv = x.value, wv = w.value
+        let (cin, cout, k) = (wv.shape[0], wv.shape[1], wv.shape[2])
+        precondition(wv.rank == 4 && wv.shape[3] == k && xv.shape.last == cin, "convTransposeRows: x \(xv.shape), weight \(wv.shape)")
+        let n = xv.count / cin, kk = k * k, m = kk * cout
+        // wr[ci, s*Cout + c] = w[ci, c, s]
+        let wr = reading(wv) { wp in
+            filled(cin * m) { d in
+                for ci in 0..<cin { for c in 0..<cout { for s in 0..<kk { d[ci * m + s * cout + c] = wp[(ci * cout + c) * kk + s] } } }
+            }
+        }
+        let wrT = Tensor(shape: [cin, m], data: wr)
+        let bias = b?.value
+        let y = reading(xv, wrT) { xp, wrp in
+            filled(n * m, zeroed: false) { yp in
+                if let bias {
+                    bias.data.withUnsafeBufferPointer { bp in
+                        for r in 0..<(n * kk) { (yp + r * cout).update(from: bp.baseAddress!, count: cout) }
+                    }
+                }
+                gemm(false, false, n, m, cin, xp, cin, wrp, m, beta: bias == nil ? 0 : 1, yp, m)
+            }
+        }
+        return Variable(Tensor(shape: [n * kk, cout], data: y), parents: [x, w] + (b.map { [$0] } ?? [])) { g in
+            reading(g, xv, wrT) { gp, xp, wrp in
+                var grads: [Tensor?] = []
+                grads.append(x.requiresGrad ? Tensor(shape: xv.shape, data: filled(n * cin, zeroed: false) { gemm(false, true, n, cin, m, gp, m, wrp, m, $0, cin) }) : nil)
+                let dwr = Scratch(cin * m)
+                gemm(true, false, cin, m, n, xp, cin, gp, m, dwr.p, m)
+                grads.append(Tensor(shape: wv.shape, data: filled(cin * m, zeroed: false) { d in
+                    for ci in 0..<cin { for c in 0..<cout { for s in 0..<kk { d[(ci * cout + c) * kk + s] = dwr.p[ci * m + s * cout + c] } } }
+                }))
+                if b != nil { grads.append(Tensor(shape: [cout], data: filled(cout) { addColumnSums(gp, rows: n * kk, n: cout, into: $0) })) }
+                return grads
+            }
+        }
+    }
+
+    /// Channel maps in the blocked order of chained `convTransposeRows` back to raster order:
+    /// x[C, h*w*k^(2L)] with index ((y*w + x)*k*k + s1)*k*k + s2 ... (L levels, each s = ky*k + kx)
+    /// -> [C, h*k^L, w*k^L]. A pure permutation (its backward is the inverse permutation).
+    public func fromBlocked(height h: Int, width w: Int, k: Int, levels: Int) -> Variable {
+        var side = 1
+        for _ in 0..<levels { side *= k }
+        let c = shape[0], plane = h * w * side * side, oh = h * side, ow = w * side
+        precondition(value.count == c * plane, "fromBlocked: \(shape) is not [C, \(plane)]")
+        // src[raster index] = blocked index
+        var src = [Int32](repeating: 0, count: plane)
+        for y in 0..<oh {
+            for x in 0..<ow {
+                var idx = (y / side) * w + x / side, sy = side, sx = side
+                for _ in 0..<levels {
+                    sy /= k
+                    sx /= k
+                    idx = idx * k * k + ((y / sy) % k) * k + (x / sx) % k
+                }
+                src[y * ow + x] = Int32(idx)
+            }
+        }
+        let xv = value
+        let y = reading(xv) { xp in
+            src.withUnsafeBufferPointer { sp in
+                filled(c * plane, zeroed: false) { yp in
+                    for ch in 0..<c { for i in 0..<plane { yp[ch * plane + i] = xp[ch * plane + Int(sp[i])] } }
+                }
+            }
+        }
+        return Variable(Tensor(shape: [c, oh, ow], data: y), parents: [self]) { g in
+            [Tensor(shape: xv.shape, data: reading(g) { gp in
+                src.withUnsafeBufferPointer { sp in
+                    filled(c * plane, zeroed: false) { d in
+                        for ch in 0..<c { for i in 0..<plane { d[ch * plane + Int(sp[i])] = gp[ch * plane + i] } }
+                    }
+                }
+            })]
+        }
+    }
+
+}
