@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/autosam}
 WORK=${2:-$(mktemp -d)}
 HEAD=${AUTOSAM_DEFAULT_HEAD:-cnn}
-EPOCHS=${AUTOSAM_DEFAULT_EPOCHS:-60}
+EPOCHS=${AUTOSAM_DEFAULT_EPOCHS:-50}
 rm -rf "$WORK/phantoms"
-"$BIN" phantom --out "$WORK/phantoms" --patients 14 --seed 4242 --no-cine
-train=$(printf 'patient%03d,' $(seq 1 12)); train=${train%,}
-"$BIN" fit --data "$WORK/phantoms" --train "$train" --validation patient013,patient014 \
+"$BIN" phantom --out "$WORK/phantoms" --patients 10 --seed 4242 --no-cine
+train=$(printf 'patient%03d,' $(seq 1 8)); train=${train%,}
+"$BIN" fit --data "$WORK/phantoms" --train "$train" --validation patient009,patient010 \
   --head "$HEAD" --encoder demo --epochs "$EPOCHS" --seed 0 --cache "$WORK/cache" --out "$WORK/model"
 rm -rf Sources/AutoSAM/DefaultModel
 mkdir -p Sources/AutoSAM/DefaultModel

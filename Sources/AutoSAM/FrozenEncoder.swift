@@ -11,6 +11,8 @@ public final class FrozenEncoder: @unchecked Sendable {
     /// "name sha256" of the checkpoint, or "random <size> seed <n>" for random weights.
     public let identity: String
     let encoder: ImageEncoderViT
+    /// Patch-embedding bias spread of the seeded random encoders (see RandomWeights).
+    static let patchBiasStd: Float = 0.5
     /// The checkpoint file, nil for seeded random weights.
     let source: String?
 
@@ -29,8 +31,9 @@ public final class FrozenEncoder: @unchecked Sendable {
             // The size's shape is part of the identity: a changed size never reuses old
             // cache entries or accepts heads trained on the old one.
             let shape = (try? JSONEncoder.sorted.encode(c)).map { SHA256.hash(data: $0).prefix(4).map { String(format: "%02x", $0) }.joined() } ?? "?"
-            identity = "random \(c.name) seed 1 config \(shape)"
-            encoder = try ImageEncoderViT(config: c, weights: RandomWeights.imageEncoder(c, seed: 1), precision: precision)
+            identity = "random \(c.name) seed 1 bias \(Self.patchBiasStd) config \(shape)"
+            encoder = try ImageEncoderViT(
+                config: c, weights: RandomWeights.imageEncoder(c, seed: 1, patchBiasStd: Self.patchBiasStd), precision: precision)
             self.source = nil
         } else {
             throw CheckpointError.unreadable(path: source, reason: "neither a checkpoint file nor a size name (\(SAMConfig.registry.keys.sorted().joined(separator: ", ")))")

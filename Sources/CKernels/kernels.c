@@ -208,3 +208,18 @@ float *asn_scratch(size_t count, int slot) {
     }
     return scratch_ptr[slot];
 }
+
+// ---- Allocator settings ----------------------------------------------------------------------
+// Tensors of a few MB are allocated and freed thousands of times per training epoch. glibc
+// serves blocks above its mmap threshold with fresh mappings, so each one costs a page fault per
+// 4 KiB and a zeroing by the kernel (a quarter of a training step's time, measured with perf).
+// Keeping blocks up to 32 MiB (glibc's maximum threshold) in the heap and not trimming it
+// makes freed memory reusable at no cost; the peak resident size is unchanged.
+#if defined(__GLIBC__)
+#include <malloc.h>
+__attribute__((constructor)) static void asn_configure_malloc(void) {
+    if (getenv("AUTOSAM_DEFAULT_MALLOC")) return;  // measure the difference
+    mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+}
+#endif

@@ -21,7 +21,12 @@ public enum RandomWeights {
         }
     }
 
-    public static func imageEncoder(_ c: SAMConfig, seed: UInt64 = 0) -> ParameterStore {
+    /// `patchBiasStd` sets the spread of the patch embedding's bias. The neck's LayerNorms
+    /// normalise each token over its channels, which for a token a * u (a patch of uniform
+    /// intensity a) keeps only the sign of a; a bias comparable to the patch term keeps a's
+    /// size in the token's direction, so a random encoder still tells tissues of different
+    /// brightness apart (the embedded demo encoder uses 0.5).
+    public static func imageEncoder(_ c: SAMConfig, seed: UInt64 = 0, patchBiasStd: Float = 0.02) -> ParameterStore {
         var g = Generator(state: seed)
         var t: [String: Tensor] = [:]
         func randn(_ shape: [Int], _ std: Float) -> Tensor {
@@ -30,7 +35,7 @@ public enum RandomWeights {
         func ones(_ n: Int) -> Tensor { Tensor(shape: [n], data: (0..<n).map { _ in 1 + g.normal(0.05) }) }
         let e = c.embedDim, p = "image_encoder."
         t[p + "patch_embed.proj.weight"] = randn([e, 3, c.patchSize, c.patchSize], 0.02)
-        t[p + "patch_embed.proj.bias"] = randn([e], 0.02)
+        t[p + "patch_embed.proj.bias"] = randn([e], patchBiasStd)
         t[p + "pos_embed"] = randn([1, c.gridSize, c.gridSize, e], 0.02)
         for i in 0..<c.depth {
             let b = p + "blocks.\(i)."

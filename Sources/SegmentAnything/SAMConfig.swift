@@ -46,13 +46,14 @@ public struct SAMConfig: Codable, Equatable, Sendable {
         globalAttentionIndexes: [1], useRelPos: true, outChannels: 32, maskInChannels: 16, decoderDepth: 2,
         decoderMLPDim: 64, decoderHeads: 4, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 32)
 
-    /// A small size for demos on any CPU: 256-pixel input, 8-pixel patches, 32 x 32 x 256
+    /// A small size for demos on any CPU: 256-pixel input, 8-pixel patches, 32 x 32 x 128
     /// embeddings (an 8-pixel patch keeps every pixel's information in a random 192-wide
-    /// projection, which a 16-pixel patch, 256 values into 192, cannot).
+    /// projection, which a 16-pixel patch, 256 values into 192, cannot; 128 output channels
+    /// make every head a quarter of its vit_b cost, so heads train in minutes on 2 cores).
     public static let demo = SAMConfig(
         name: "demo", imageSize: 256, patchSize: 8, embedDim: 192, depth: 4, numHeads: 3, mlpRatio: 4, windowSize: 8,
-        globalAttentionIndexes: [1, 3], useRelPos: true, outChannels: 256, maskInChannels: 16, decoderDepth: 2,
-        decoderMLPDim: 2048, decoderHeads: 8, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 256)
+        globalAttentionIndexes: [1, 3], useRelPos: true, outChannels: 128, maskInChannels: 16, decoderDepth: 2,
+        decoderMLPDim: 1024, decoderHeads: 8, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 128)
 
     /// The registry of named sizes.
     public static let registry: [String: SAMConfig] = [
