@@ -151,4 +151,23 @@ import Testing
         #expect(worst < 5e-6, "GELU derivative max abs error \(worst)")
         #expect(worstExp < 5e-7, "exp relative error \(worstExp)")
     }
+
+    /// The short-row softmax (rows of up to 8) against double precision, with score gaps far
+    /// beyond exp's range, and the C kernel's rows.
+    @Test func shortRowSoftmaxMatchesDoublePrecision() {
+        var r = GradCheck.RNG(s: 25)
+        for n in [1, 2, 3, 4, 8, 9] {
+            var x = GradCheck.random([50, n], &r, scale: 30).data
+            x[0] = 200  // a gap of ~200 to the rest of row 0 (when n > 1)
+            var y = x
+            y.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: 50, n: n) }
+            var worst = 0.0
+            for row in 0..<50 {
+                let v = x[(row * n)..<((row + 1) * n)].map(Double.init), m = v.max()!
+                let e = v.map { exp($0 - m) }, s = e.reduce(0, +)
+                for i in 0..<n { worst = max(worst, abs(Double(y[row * n + i]) - e[i] / s)) }
+            }
+            #expect(worst < 1e-6, "softmax rows of \(n): \(worst)")
+        }
+    }
 }

@@ -101,6 +101,37 @@ func softmaxBackwardRows(_ y: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Fl
     }
 }
 
+/// Softmax over rows of length n, in place. Short rows (n <= 8: a few-keys attention's heads,
+/// the class axis of the loss) run a branch-free scalar loop per row with `expNonPositive`,
+/// which beats the vector kernel's per-row set-up there; longer rows use the C kernel.
+func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    guard n <= 8 else {
+        Ops.softmaxRows(x, rows: rows, n: n)
+        return
+    }
+    for r in 0..<rows {
+        let row = x + r * n
+        var m = row[0]
+        for i in 1..<max(n, 1) where row[i] > m { m = row[i] }
+        var sum: Float = 0
+        for i in 0..<n {
+            let e = expClamped(row[i] - m)
+            row[i] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for i in 0..<n { row[i] *= inv }
+    }
+}
+
+/// exp(z) for z <= 0: `expNonPositive`, and exactly 0 below -87 (where exp underflows anyway).
+@inline(__always)
+func expClamped(_ z: Float) -> Float {
+    let under = Int32(bitPattern: (z + 87).bitPattern) &>> 31  // all ones where z < -87
+    let e = expNonPositive(Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: z.bitPattern) & ~under)))
+    return Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: e.bitPattern) & ~under))
+}
+
 /// The gradients of a linear layer y = x W^T + b given dy: (dx if wanted, dW, db).
 func linearBackward(x: Tensor, w: Tensor, dy: UnsafePointer<Float>, wantX: Bool) -> (Tensor?, Tensor, Tensor) {
     let outF = w.shape[0], inF = w.shape[1], rows = x.count / inF
@@ -210,7 +241,7 @@ extension Variable {
         }
         reading(qv) { qp in gemm(false, true, n, ht, dq, qp, dq, b.p, dq, p.p, ht) }  // scores [N, HT]
         for i in 0..<n { for j in 0..<ht { p.p[i * ht + j] += c.p[j] } }
-        Ops.softmaxRows(p.p, rows: n * heads, n: t)
+        softmaxRows(p.p, rows: n * heads, n: t)
         reading(vp, wo) { vpp, wop in
             for h in 0..<heads { gemm(false, true, t, dout, hd, vpp + h * hd, di, wop + h * hd, di, u.p + h * t * dout, dout) }
         }

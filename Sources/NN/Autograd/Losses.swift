@@ -7,7 +7,7 @@ extension Variable {
         let c = logits.shape.last!, n = logits.value.count / c
         precondition(labels.count == n)
         var p = logits.value
-        Ops.softmax(&p)
+        p.data.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: n, n: c) }
         var loss: Float = 0
         for i in 0..<n { loss -= logf(max(p.data[i * c + labels[i]], 1e-12)) }
         let probs = p

@@ -163,8 +163,9 @@ extension Variable {
     /// Softmax over the last dimension.
     public func softmax() -> Variable {
         var y = value
-        Ops.softmax(&y)
-        let yv = y, n = value.shape.last!
+        let n = value.shape.last!
+        y.data.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: $0.count / n, n: n) }
+        let yv = y
         return Variable(y, parents: [self]) { g in
             var dx = [Float](repeating: 0, count: yv.count)
             for r in 0..<(yv.count / n) {
