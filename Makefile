@@ -6,7 +6,7 @@ BUILD_FLAGS = -c release -Xswiftc -enable-testing
 BIN = .build/release/autosam
 DEMO ?= .demo
 
-.PHONY: bootstrap build demo test clean samples
+.PHONY: bootstrap build demo test clean samples install
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -14,13 +14,41 @@ bootstrap:
 build: bootstrap
 	$(SWIFT) build $(BUILD_FLAGS) --product autosam
 
-# Main job at this stage: synthesise a small cohort of cine studies and report their
-# volumetric stats, checked against the phantom's analytic truth.
+# The main job: the clinical service on the embedded default head. Starts `autosam watch` on
+# a throwaway data folder, drops sample phantom studies into its inbox (an ACDC patient
+# folder, a single 4D NIfTI cine, a DICOM study copied file by file), waits for their
+# outputs, prints the status and the stats, and stops the daemon.
+DEMO_TIMEOUT ?= 900
 demo: build
-	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN) phantom --out $(DEMO)/studies --patients 5 --seed 1
-	$(BIN) stats $(DEMO)/studies --check-truth --csv $(DEMO)/cohort.csv --json-dir $(DEMO)/stats
-	@echo "outputs in $(DEMO): studies/ (ACDC layout), cohort.csv, stats/*.json"
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/samples
+	$(BIN) phantom --out $(DEMO)/samples/acdc --patients 1 --seed 1 --no-cine
+	$(BIN) phantom --out $(DEMO)/samples/cine --patients 1 --seed 1 --first 2
+	$(BIN) dicom-phantom --out $(DEMO)/samples/dicom --patients 1 --seed 1 --first 3 --scramble
+	printf '[paths]\ndata = "%s/data"\n[inbox]\nquiet_period_s = 2\npoll_interval_s = 0.5\n' "$(abspath $(DEMO))" > $(DEMO)/autosam.toml
+	@set -e; bin="$(abspath $(BIN))"; demo="$(abspath $(DEMO))"; inbox="$$demo/data/inbox"; \
+	"$$bin" watch --config "$$demo/autosam.toml" > "$$demo/daemon.log" 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1 600); do [ -f "$$demo/data/journal.sqlite" ] && break; sleep 0.2; done; \
+	echo "daemon started (pid $$pid, log $(DEMO)/daemon.log); dropping 3 studies into $(DEMO)/data/inbox"; \
+	cp -r "$$demo/samples/acdc/patient001" "$$inbox/.patient001" && mv "$$inbox/.patient001" "$$inbox/patient001"; \
+	cp "$$demo/samples/cine/patient002/patient002_4d.nii.gz" "$$inbox/.cine002.nii.gz" && mv "$$inbox/.cine002.nii.gz" "$$inbox/cine002.nii.gz"; \
+	mkdir "$$inbox/dicom003"; for f in "$$demo"/samples/dicom/patient003/*; do cp "$$f" "$$inbox/dicom003/"; done; \
+	start=$$(date +%s); \
+	while :; do \
+	  st=$$("$$bin" status --config "$$demo/autosam.toml" --json); \
+	  d=$$(echo "$$st" | sed -n 's/^  "done" : \([0-9]*\).*/\1/p'); f=$$(echo "$$st" | sed -n 's/^  "failed" : \([0-9]*\).*/\1/p'); \
+	  [ $$(( $${d:-0} + $${f:-0} )) -ge 3 ] && break; \
+	  kill -0 $$pid 2>/dev/null || { echo "the daemon exited:"; cat "$$demo/daemon.log"; exit 1; }; \
+	  [ $$(( $$(date +%s) - start )) -gt $(DEMO_TIMEOUT) ] && { echo "timed out"; cat "$$demo/daemon.log"; exit 1; }; \
+	  sleep 2; \
+	done; \
+	echo "all 3 studies finished in $$(( $$(date +%s) - start )) s"; \
+	kill -TERM $$pid; wait $$pid; trap - EXIT; \
+	echo; "$$bin" status --config "$$demo/autosam.toml"; \
+	echo; echo "outputs:"; (cd "$$demo/data/outbox" && find . -type f | sort | sed 's|^./|  outbox/|'); \
+	echo; echo "stats (outbox/cohort.csv):"; \
+	awk -F, '{ printf "  %-16s %-14s %4s %4s %8s %8s %7s %8s %8s %7s  %s\n", $$5, $$2, $$6, $$7, $$11, $$12, $$14, $$15, $$18, $$21, $$3 }' "$$demo/data/outbox/cohort.csv"; \
+	echo; echo "daemon log: $(DEMO)/daemon.log; data: $(DEMO)/data"
 
 test: bootstrap
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
@@ -30,6 +58,30 @@ test: bootstrap
 samples: build
 	rm -rf samples/phantom
 	$(BIN) phantom --out samples/phantom --patients 3 --seed 2026 --no-cine
+
+# Installs the service: the binary, the configuration (kept if one exists), the systemd unit
+# with sysusers/tmpfiles snippets, and the README. DESTDIR stages a package; without it the
+# system user and folders are created and systemd reloaded (enable with
+# `systemctl enable --now autosam`).
+PREFIX ?= /usr/local
+DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(SYSCONFDIR)/systemd/system
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/autosam
+	test -e $(DESTDIR)$(SYSCONFDIR)/autosam/autosam.toml || install -D -m 0644 Config/autosam.toml $(DESTDIR)$(SYSCONFDIR)/autosam/autosam.toml
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/bin/autosam|$(PREFIX)/bin/autosam|' -e 's|/etc/autosam/|$(SYSCONFDIR)/autosam/|' \
+	    -e 's|/usr/local/share/doc|$(PREFIX)/share/doc|' systemd/autosam.service > $(DESTDIR)$(UNITDIR)/autosam.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/autosam.service
+	install -D -m 0644 systemd/autosam.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/autosam.conf
+	install -D -m 0644 systemd/autosam.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/autosam.conf
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/autosam/README.md
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then \
+	    systemd-sysusers $(PREFIX)/lib/sysusers.d/autosam.conf && \
+	    systemd-tmpfiles --create $(PREFIX)/lib/tmpfiles.d/autosam.conf && \
+	    systemctl daemon-reload && echo "installed; start with: systemctl enable --now autosam"; \
+	else echo "installed into $(DESTDIR)$(PREFIX) (systemd not running here: run systemd-sysusers, systemd-tmpfiles --create and systemctl daemon-reload on the target)"; fi
 
 clean:
 	rm -rf .build $(DEMO)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what autosam's build and tests need on a Debian 12 machine. Idempotent and fast
 # when everything is present: it only calls apt-get / pip for what is missing.
-#   - Debian packages: nifti2_io (libnifti2-dev, libniftiio-dev), OpenBLAS, zlib.
+#   - Debian packages: nifti2_io (libnifti2-dev, libniftiio-dev), OpenBLAS, zlib, DCMTK, oneDNN,
+#     SQLite, cairo and fonts (the service), systemd-analyze.
 #   - Python modules for the independent cross-check tests only (nibabel, scipy); the product
 #     itself never runs Python. Set AUTOSAM_SKIP_PYTHON=1 to skip them.
 set -euo pipefail
@@ -15,7 +16,11 @@ if ! command -v swift >/dev/null 2>&1; then
   exit 1
 fi
 
-packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev libdcmtk-dev dcmtk dicom3tools libdnnl-dev)
+packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev libdcmtk-dev dcmtk dicom3tools libdnnl-dev
+          libsqlite3-dev libcairo2-dev fonts-dejavu-core)
+# The service's journal (GRDB) links SQLite; the QC picture draws with cairo and the DejaVu
+# fonts. systemd-analyze checks the unit in the tests (Debian: package systemd).
+command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

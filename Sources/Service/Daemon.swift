@@ -1,0 +1,417 @@
+import AutoSAM
+import CardiacImaging
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `autosam watch`: claims studies from the inbox once they are complete, segments them,
+/// writes the outputs, keeps the journal, takes labelled volumes for refits, and talks to
+/// systemd. One worker: studies run one at a time, oldest first; refits only when none waits.
+public final class ServiceDaemon: @unchecked Sendable {
+    public let config: ServiceConfig
+    public let journal: Journal
+    let log: ServiceLog
+    let notifier: SystemdNotifier
+    let state = DaemonState()
+    let models: ModelProvider
+    /// Inbox items seen but not yet quiet: name -> (fingerprint, when it last changed).
+    var tracker: [String: (String, Double)] = [:]
+    var labelTracker: [String: (String, Double)] = [:]
+    var signalSources: [DispatchSourceSignal] = []
+
+    public init(config: ServiceConfig, log: ServiceLog? = nil, notifier: SystemdNotifier = SystemdNotifier()) throws {
+        self.config = config
+        self.log = log ?? ServiceLog(level: config.logLevel)
+        self.notifier = notifier
+        for p in [config.inboxPath, config.outboxPath, config.archivePath, config.failedPath, config.labelsPath,
+                  config.modelsPath, config.workPath, config.cachePath, config.trainingPath] {
+            do { try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true) } catch {
+                throw ConfigError("cannot create the folder \(p): \(error.localizedDescription)")
+            }
+        }
+        journal = try Journal(path: config.journalPath)
+        models = ModelProvider(config: config)
+    }
+
+    /// Asks the loop to stop after (or by safely abandoning) the current study.
+    public func requestStop() { state.requestStop() }
+
+    /// SIGTERM and SIGINT request a stop; the loop notices within a poll interval or between
+    /// two frames of a study.
+    public func installSignalHandlers() {
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            src.setEventHandler { [weak self] in
+                self?.log.info("signal \(sig): stopping")
+                self?.state.requestStop()
+            }
+            src.resume()
+            signalSources.append(src)
+        }
+    }
+
+    /// Runs until a stop is requested. Throws only for problems that make serving impossible
+    /// (no usable model, journal unusable); bad studies never stop the loop.
+    public func run() throws {
+        let start = Date()
+        log.info("autosam \(BuildInfo.version) starting: data \(config.data), encoder \(config.encoder)")
+        try models.load(log: log)
+        try recover()
+        log.info(String(format: "ready in %.1f s; serving head %@", Date().timeIntervalSince(start), models.version))
+        notifier.ready(status: "ready; head \(models.version)")
+        let watchdog = startWatchdog()
+        defer { watchdog?.cancel() }
+        var lastStatus = ""
+        while !state.stopRequested {
+            state.heartbeat()
+            do {
+                try scanInbox()
+                if try processNext() { continue }
+                if try intakeLabels() { continue }
+                if try maybeRefit() { continue }
+            } catch {
+                // The journal or a folder failed; keep going after a pause rather than die.
+                log.error("loop: \(error)")
+            }
+            let status = idleStatus()
+            if status != lastStatus {
+                notifier.status(status)
+                lastStatus = status
+            }
+            sleepInterruptibly(config.pollInterval)
+        }
+        notifier.stopping(status: "stopping")
+        log.info("stopped")
+    }
+
+    func idleStatus() -> String {
+        let c = (try? journal.counts()) ?? [:]
+        let waiting = (c[.claimed] ?? 0) + (c[.retry] ?? 0)
+        return "idle; \(c[.done] ?? 0) done, \(c[.failed] ?? 0) failed, \(waiting) waiting; head \(models.version)"
+    }
+
+    func sleepInterruptibly(_ seconds: Double) {
+        let end = Date().addingTimeInterval(seconds)
+        while !state.stopRequested && Date() < end { usleep(UInt32(min(0.05, max(0.001, end.timeIntervalSinceNow)) * 1e6)) }
+    }
+
+    /// Feeds systemd's watchdog every half interval while the worker shows progress within
+    /// `stall_limit_s`; a stuck worker stops the pings and systemd restarts the service.
+    func startWatchdog() -> DispatchSourceTimer? {
+        guard let interval = notifier.watchdogInterval else { return nil }
+        let t = DispatchSource.makeTimerSource(queue: .global())
+        t.schedule(deadline: .now(), repeating: max(0.05, interval / 2))
+        let limit = config.stallLimit
+        t.setEventHandler { [state, notifier, log] in
+            if state.sinceHeartbeat < limit { notifier.watchdog() } else { log.error("worker stalled for \(Int(state.sinceHeartbeat)) s: watchdog not fed") }
+        }
+        t.resume()
+        return t
+    }
+
+    // MARK: recovery
+
+    /// After a crash: studies left processing are queued again (their attempt counted),
+    /// claims whose move into the work folder did not happen are completed, staging folders
+    /// are removed, and a refit that was running is closed as abandoned.
+    func recover() throws {
+        try journal.closeInterruptedRefits()
+        for r in try journal.recoverInterrupted() {
+            log.warning("study #\(r.id) was interrupted during attempt \(r.attempts); it will be redone")
+        }
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: config.outboxPath)) ?? [] where name.hasPrefix(".staging-") {
+            try? fm.removeItem(atPath: config.outboxPath + "/" + name)
+        }
+        for r in try journal.studies(state: .claimed) where !fm.fileExists(atPath: r.workPath) {
+            let inboxPath = config.inboxPath + "/" + r.name
+            if fm.fileExists(atPath: inboxPath) && published(r) == nil {
+                try? moveIntoWork(inboxPath, r)
+            }
+        }
+    }
+
+    // MARK: inbox
+
+    /// Top-level inbox entries that are candidate studies (hidden names and markers skipped).
+    func inboxEntries() -> [String] {
+        let fm = FileManager.default
+        let names = ((try? fm.contentsOfDirectory(atPath: config.inboxPath)) ?? []).filter { !$0.hasPrefix(".") }
+        let set = Set(names)
+        return names.filter { n in
+            !(n.hasSuffix(config.marker) && set.contains(String(n.dropLast(config.marker.count))))
+        }.sorted()
+    }
+
+    /// Claims every inbox entry that is complete: its marker is there, or nothing in it has
+    /// changed (names, sizes, modification times) for the quiet period.
+    func scanInbox() throws {
+        let now = Date().timeIntervalSince1970
+        var seen = Set<String>()
+        for name in inboxEntries() {
+            if state.stopRequested { return }
+            seen.insert(name)
+            let path = config.inboxPath + "/" + name
+            guard let fp = Fingerprint.of(path) else { continue }
+            let marked = fp.isDirectory
+                ? FileManager.default.fileExists(atPath: path + "/" + config.marker)
+                : FileManager.default.fileExists(atPath: path + config.marker)
+            if tracker[name]?.0 != fp.digest { tracker[name] = (fp.digest, now) }
+            if marked || now - tracker[name]!.1 >= config.quietPeriod {
+                try claim(name, markerFile: fp.isDirectory ? nil : path + config.marker)
+            }
+        }
+        for k in tracker.keys where !seen.contains(k) { tracker[k] = nil }
+    }
+
+    func claim(_ name: String, markerFile: String?) throws {
+        tracker[name] = nil
+        let outbox = config.outboxPath, failed = config.failedPath
+        let rec = try journal.claim(name: name, kind: "", workFolder: config.workPath) { stem in
+            FileManager.default.fileExists(atPath: outbox + "/" + stem) || FileManager.default.fileExists(atPath: failed + "/" + stem)
+        }
+        do {
+            try moveIntoWork(config.inboxPath + "/" + name, rec)
+            if let m = markerFile { try? FileManager.default.removeItem(atPath: m) }
+            log.info("study #\(rec.id) claimed")
+        } catch {
+            try journal.markFailed(rec.id, reason: "could not be moved out of the inbox: \(error)")
+            log.error("study #\(rec.id): could not be moved out of the inbox")
+        }
+    }
+
+    /// Moves an inbox entry to its work path: a rename (same file system), or copy and delete
+    /// when the work folder lies on another file system.
+    func moveIntoWork(_ from: String, _ rec: StudyRecord) throws {
+        let dir = (rec.workPath as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try moveItem(from, rec.workPath)
+    }
+
+    func moveItem(_ from: String, _ to: String) throws {
+        if rename(from, to) == 0 { return }
+        let err = errno
+        guard err == EXDEV else { throw StudyError("cannot move \(from) to \(to): \(String(cString: strerror(err)))") }
+        if FileManager.default.fileExists(atPath: to) { try FileManager.default.removeItem(atPath: to) }
+        try FileManager.default.copyItem(atPath: from, toPath: to)
+        try FileManager.default.removeItem(atPath: from)
+    }
+
+    // MARK: studies
+
+    func finalPath(_ r: StudyRecord) -> String { config.outboxPath + "/" + r.outputName }
+
+    /// Whether this study's outputs are already in the outbox (published before a crash).
+    func published(_ r: StudyRecord) -> Provenance? {
+        guard let data = FileManager.default.contents(atPath: finalPath(r) + "/provenance.json"),
+              let p = try? JSONDecoder().decode(Provenance.self, from: data), p.journalId == r.id else { return nil }
+        return p
+    }
+
+    /// Processes the next waiting study, if any. Returns whether there was one.
+    func processNext() throws -> Bool {
+        guard let rec = try journal.nextRunnable() else { return false }
+        try process(rec)
+        return true
+    }
+
+    func process(_ rec: StudyRecord) throws {
+        let fm = FileManager.default
+        if let p = published(rec) {
+            // Outputs were written before an interruption: only the bookkeeping is left.
+            try finish(rec, version: p.head.version, seconds: p.timings["total_s"] ?? 0, kind: p.kind)
+            return
+        }
+        guard fm.fileExists(atPath: rec.workPath) else {
+            try journal.markFailed(rec.id, reason: "the input is missing from the work folder (\(rec.workPath))")
+            log.error("study #\(rec.id): input missing from the work folder")
+            return
+        }
+        if rec.attempts >= config.maxAttempts {
+            try fail(rec, reason: "the daemon stopped during each of \(rec.attempts) attempts at this study (inbox.max_attempts = \(config.maxAttempts)); it is set aside so that it cannot stop the service again")
+            return
+        }
+        let kind = (try? StudyInput.classify(rec.workPath).rawValue) ?? "unknown"
+        try journal.markProcessing(rec.id, kind: kind)
+        state.status = "processing study #\(rec.id) (\(kind))"
+        notifier.status(state.status)
+        log.info("study #\(rec.id) (\(kind)): attempt \(rec.attempts + 1)")
+        let start = Date()
+        let staging = config.outboxPath + "/.staging-\(rec.id)"
+        do {
+            models.refreshIfChanged(log: log)
+            let model = try models.current()
+            let t0 = Date()
+            let input = try StudyInput.read(rec.workPath, rules: config.seriesRules, marker: config.marker)
+            let readSeconds = Date().timeIntervalSince(t0)
+            var products = try StudyPipeline.compute(
+                input: input, model: model, frames: config.frames, heartbeat: { [state] in state.heartbeat() },
+                shouldStop: { [state] in state.stopRequested }, subject: rec.outputName)
+            products.timings["read_s"] = readSeconds
+            products.timings["total_s"] = Date().timeIntervalSince(start)
+            let prov = provenance(rec, input: input, products: products, model: model)
+            try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec))
+            try finish(rec, version: model.version, seconds: Date().timeIntervalSince(start), report: products.report, kind: kind)
+        } catch is StopRequested {
+            try? fm.removeItem(atPath: staging)
+            try journal.requeue(rec.id, reason: "abandoned at shutdown; redone on the next start")
+            log.info("study #\(rec.id): abandoned at shutdown, queued again")
+        } catch let e as OutputWriteError {
+            try? fm.removeItem(atPath: staging)
+            let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(rec.writeFailures)))
+            try journal.markRetry(rec.id, reason: e.description, delay: delay)
+            log.error("study #\(rec.id): outputs could not be written (\(redact(e.description, rec))); input kept, retry in \(Int(delay)) s")
+        } catch let e as ModelUnavailable {
+            try journal.requeue(rec.id, reason: e.description)
+            log.error("no model to segment with: \(e.description)")
+            sleepInterruptibly(max(config.pollInterval, 5))
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            try fail(rec, reason: "\(error)")
+        }
+        state.status = "idle"
+    }
+
+    /// Cohort row, archive (or delete) the input, then `done`. Each step can be repeated safely.
+    func finish(_ rec: StudyRecord, version: String, seconds: Double, report: FunctionReport? = nil, kind: String? = nil) throws {
+        do {
+            try appendCohortRow(rec, version: version, report: report ?? readReport(rec), kind: kind ?? rec.kind)
+            try archiveInput(rec)
+        } catch {
+            let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(rec.writeFailures)))
+            try journal.markRetry(rec.id, reason: "outputs written, but: \(error)", delay: delay)
+            log.error("study #\(rec.id): bookkeeping after the outputs failed (\(redact("\(error)", rec))); retry in \(Int(delay)) s")
+            return
+        }
+        try journal.markDone(rec.id, modelVersion: version, seconds: seconds)
+        log.info(String(format: "study #%lld done in %.1f s (head %@)", rec.id, seconds, version))
+    }
+
+    func readReport(_ rec: StudyRecord) -> FunctionReport? {
+        guard let data = FileManager.default.contents(atPath: finalPath(rec) + "/stats.json") else { return nil }
+        return (try? JSONDecoder().decode(CineStats.self, from: data))?.report
+    }
+
+    static let cohortPrefix = ["journal_id", "kind", "model_version", "processed_at"]
+
+    /// One row per study in `outbox/cohort.csv`, written atomically; a study already there is not added again.
+    func appendCohortRow(_ rec: StudyRecord, version: String, report: FunctionReport?, kind: String) throws {
+        let path = config.outboxPath + "/cohort.csv"
+        let header = (Self.cohortPrefix + FunctionReport.csvColumns).joined(separator: ",")
+        var text = (FileManager.default.contents(atPath: path)).flatMap { String(data: $0, encoding: .utf8) } ?? ""
+        if text.isEmpty { text = header + "\n" }
+        if text.split(separator: "\n").contains(where: { $0.hasPrefix("\(rec.id),") }) { return }
+        let stats: String
+        if let report {
+            stats = report.csvRow
+        } else {
+            stats = FunctionReport.csvColumns.enumerated().map { $0.offset == 0 ? Self.csvField(rec.outputName) : "" }.joined(separator: ",")
+        }
+        let row = ["\(rec.id)", kind, Self.csvField(version), ISO8601DateFormatter().string(from: Date())].joined(separator: ",") + "," + stats
+        if !text.hasSuffix("\n") { text += "\n" }
+        text += row + "\n"
+        do { try AtomicFile.write(text, to: path) } catch { throw OutputWriteError("writing cohort.csv: \(error)") }
+    }
+
+    static func csvField(_ s: String) -> String {
+        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return s }
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    func archiveInput(_ rec: StudyRecord) throws {
+        let fm = FileManager.default
+        let workDir = (rec.workPath as NSString).deletingLastPathComponent
+        if fm.fileExists(atPath: rec.workPath) {
+            if config.deleteInputs {
+                try fm.removeItem(atPath: rec.workPath)
+            } else {
+                var dest = config.archivePath + "/" + rec.name
+                if fm.fileExists(atPath: dest) { dest = config.archivePath + "/\(rec.id)-" + rec.name }
+                try moveItem(rec.workPath, dest)
+            }
+        }
+        try? fm.removeItem(atPath: workDir)
+    }
+
+    /// Moves the input to `failed/<study>/` with `reason.txt`, and records the failure.
+    func fail(_ rec: StudyRecord, reason: String) throws {
+        let fm = FileManager.default
+        var dest = config.failedPath + "/" + rec.outputName
+        if fm.fileExists(atPath: dest) { dest = config.failedPath + "/\(rec.outputName)-\(rec.id)" }
+        var text = """
+            Study: \(rec.name)
+            Journal number: \(rec.id)
+            Failed: \(ISO8601DateFormatter().string(from: Date()))
+            Attempts: \(rec.attempts)
+            Reason: \(reason)
+
+            The input is kept beside this file. To try again, fix the input and move it back into the inbox.
+
+            """
+        do {
+            try fm.createDirectory(atPath: dest, withIntermediateDirectories: true)
+            if fm.fileExists(atPath: rec.workPath) { try moveItem(rec.workPath, dest + "/" + rec.name) }
+            try? fm.removeItem(atPath: (rec.workPath as NSString).deletingLastPathComponent)
+        } catch {
+            text += "(The input could not be moved here and is still at \(rec.workPath): \(error))\n"
+        }
+        try? AtomicFile.write(text, to: dest + "/reason.txt")
+        try journal.markFailed(rec.id, reason: reason)
+        log.warning("study #\(rec.id) failed: \(redact(reason, rec))")
+    }
+
+    /// Log text with the study's name (possibly an identifier) replaced by its number.
+    func redact(_ text: String, _ rec: StudyRecord) -> String {
+        var t = text
+        for s in [rec.name, rec.outputName] where s.count >= 3 { t = t.replacingOccurrences(of: s, with: "<study #\(rec.id)>") }
+        return t
+    }
+
+    func provenance(_ rec: StudyRecord, input: StudyInput, products p: StudyProducts, model: ServingModel) -> Provenance {
+        let meta = model.segmenter.metadata
+        let identity = model.segmenter.encoder.identity
+        let parts = identity.split(separator: " ")
+        let sha = parts.count == 2 && parts[1].count == 64 ? String(parts[1]) : nil
+        var outputs = p.labels.map(\.name) + p.segs.map(\.name) + ["stats.json", "provenance.json"]
+        if p.qc != nil { outputs.append("qc.png") }
+        return Provenance(
+            journalId: rec.id, study: rec.outputName, kind: input.kind.rawValue, attempt: rec.attempts + 1,
+            software: "autosam \(BuildInfo.version)",
+            encoder: .init(name: model.segmenter.encoder.config.name, identity: identity, sha256: sha),
+            head: .init(version: model.version, kind: meta.kind.rawValue, trainedOn: meta.trainingPatients, validationDice: meta.validationDice),
+            plan: meta.plan,
+            frames: .init(count: input.frameCount, segmented: p.segmentedFrames, ed: p.edFrame, es: p.esFrame,
+                          edESFrom: input.frameCount <= 1 ? "single frame" : (input.edES != nil ? "Info.cfg" : "LV volume curve (ED largest, ES smallest)"),
+                          numbering: "1-based"),
+            timings: p.timings, inputFiles: input.files.count, processedAt: ISO8601DateFormatter().string(from: Date()),
+            outputs: outputs.sorted(), qcError: p.qcError)
+    }
+}
+
+/// A fingerprint of an inbox entry: every file's relative path, size and modification time.
+struct Fingerprint {
+    var digest: String
+    var isDirectory: Bool
+
+    static func of(_ path: String) -> Fingerprint? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        var parts: [String] = []
+        func add(_ rel: String, _ s: stat) {
+            parts.append("\(rel)|\(s.st_size)|\(s.st_mtim.tv_sec).\(s.st_mtim.tv_nsec)")
+        }
+        add("", st)
+        if isDir, let e = FileManager.default.enumerator(atPath: path) {
+            while let rel = e.nextObject() as? String {
+                var s = stat()
+                if lstat(path + "/" + rel, &s) == 0 { add(rel, s) }
+            }
+        }
+        return Fingerprint(digest: parts.sorted().joined(separator: "\n"), isDirectory: isDir)
+    }
+}

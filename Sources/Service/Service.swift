@@ -1,1 +1,0 @@
-// The clinical service target (daemon, journal, configuration).

@@ -1,0 +1,55 @@
+import Foundation
+
+/// Log lines on standard error. Under systemd (`$JOURNAL_STREAM` set) each line starts with its
+/// syslog priority (`<3>` ... `<7>`), which journald reads; elsewhere with a UTC time stamp.
+/// Callers never pass patient identifiers: studies are named by their journal number.
+public final class ServiceLog: @unchecked Sendable {
+    public let level: LogLevel
+    let journald: Bool
+    private let lock = NSLock()
+    private let sink: (@Sendable (String) -> Void)?
+
+    public init(level: LogLevel, environment: [String: String] = ProcessInfo.processInfo.environment, sink: (@Sendable (String) -> Void)? = nil) {
+        self.level = level
+        journald = environment["JOURNAL_STREAM"] != nil
+        self.sink = sink
+    }
+
+    public func debug(_ s: @autoclosure () -> String) { write(.debug, s()) }
+    public func info(_ s: @autoclosure () -> String) { write(.info, s()) }
+    public func warning(_ s: @autoclosure () -> String) { write(.warning, s()) }
+    public func error(_ s: @autoclosure () -> String) { write(.error, s()) }
+
+    func write(_ l: LogLevel, _ message: @autoclosure () -> String) {
+        guard l >= level else { return }
+        let text = message().replacingOccurrences(of: "\n", with: " | ")
+        let line: String
+        if journald {
+            let prio = [LogLevel.debug: 7, .info: 6, .warning: 4, .error: 3][l]!
+            line = "<\(prio)>\(text)"
+        } else {
+            let f = ISO8601DateFormatter()
+            line = "\(f.string(from: Date())) \(l.rawValue.uppercased()) \(text)"
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if let sink { sink(line) } else { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    }
+}
+
+/// A thread-safe flag and heartbeat shared by the worker, the signal handlers and the watchdog.
+final class DaemonState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _stop = false
+    private var _beat = Date()
+    private var _status = "starting"
+
+    var stopRequested: Bool { lock.lock(); defer { lock.unlock() }; return _stop }
+    func requestStop() { lock.lock(); _stop = true; lock.unlock() }
+    func heartbeat() { lock.lock(); _beat = Date(); lock.unlock() }
+    var sinceHeartbeat: Double { lock.lock(); defer { lock.unlock() }; return Date().timeIntervalSince(_beat) }
+    var status: String {
+        get { lock.lock(); defer { lock.unlock() }; return _status }
+        set { lock.lock(); _status = newValue; lock.unlock() }
+    }
+}

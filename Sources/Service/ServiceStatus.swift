@@ -1,0 +1,110 @@
+import Foundation
+
+/// What `autosam status` shows, read from the journal (read-only, alongside the running daemon).
+public struct ServiceStatus: Codable, Sendable {
+    public struct Timing: Codable, Sendable {
+        public var id: Int64
+        public var kind: String
+        public var seconds: Double
+        public var modelVersion: String
+        public var finishedAt: String
+    }
+    public struct Failure: Codable, Sendable {
+        public var id: Int64
+        public var reason: String
+        public var finishedAt: String
+    }
+    public struct Refit: Codable, Sendable {
+        public var id: Int64
+        public var startedAt: String
+        public var finishedAt: String?
+        public var volumes: Int
+        public var outcome: String
+        public var candidateVersion: String?
+        public var detail: String?
+    }
+
+    /// Entries in the inbox not yet claimed (still arriving or quiet-period pending).
+    public var inboxWaiting: Int
+    /// Claimed and waiting (including retries).
+    public var queued: Int
+    public var retrying: Int
+    public var processing: Int
+    public var done: Int
+    public var failed: Int
+    public var recent: [Timing]
+    public var meanSeconds: Double?
+    public var recentFailures: [Failure]
+    public var currentModel: String
+    public var labelledPending: Int
+    public var labelledTotal: Int
+    public var lastRefit: Refit?
+
+    static func time(_ t: Double?) -> String? {
+        t.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) }
+    }
+
+    public static func read(config: ServiceConfig) throws -> ServiceStatus {
+        let j = try Journal(path: config.journalPath, readOnly: true)
+        let c = try j.counts()
+        let recent = try j.recentDone(limit: 10)
+        let inbox = ((try? FileManager.default.contentsOfDirectory(atPath: config.inboxPath)) ?? []).filter { !$0.hasPrefix(".") && !$0.hasSuffix(config.marker) }
+        let labels = try j.labels()
+        let last = try j.lastRefit()
+        return ServiceStatus(
+            inboxWaiting: inbox.count, queued: (c[.claimed] ?? 0) + (c[.retry] ?? 0), retrying: c[.retry] ?? 0,
+            processing: c[.processing] ?? 0, done: c[.done] ?? 0, failed: c[.failed] ?? 0,
+            recent: recent.map { Timing(id: $0.id, kind: $0.kind, seconds: $0.seconds ?? 0, modelVersion: $0.modelVersion ?? "?", finishedAt: time($0.finishedAt) ?? "") },
+            meanSeconds: recent.isEmpty ? nil : recent.compactMap(\.seconds).reduce(0, +) / Double(recent.count),
+            recentFailures: try j.recentFailed(limit: 5).map { Failure(id: $0.id, reason: $0.reason ?? "", finishedAt: time($0.finishedAt) ?? "") },
+            currentModel: ModelProvider.describeCurrent(config: config),
+            labelledPending: try j.pendingLabelledVolumes(),
+            labelledTotal: labels.filter { $0.state == "accepted" }.map(\.volumes).reduce(0, +),
+            lastRefit: last.map { Refit(id: $0.id, startedAt: time($0.startedAt) ?? "", finishedAt: time($0.finishedAt), volumes: $0.volumes,
+                                        outcome: $0.outcome ?? "running", candidateVersion: $0.candidateVersion, detail: $0.detail) })
+    }
+
+    public func jsonData() throws -> Data { try sortedJSONData(self) }
+
+    public var text: String {
+        var lines: [String] = []
+        lines.append("inbox: \(inboxWaiting) arriving; queue: \(queued) waiting (\(retrying) retrying), \(processing) processing")
+        lines.append("studies: \(done) done, \(failed) failed")
+        lines.append("model: \(currentModel)")
+        if let m = meanSeconds { lines.append(String(format: "recent: mean %.1f s over the last %d studies", m, recent.count)) }
+        for t in recent { lines.append(String(format: "  #%lld  %-12@ %7.1f s  head %@  %@", t.id, t.kind, t.seconds, t.modelVersion, t.finishedAt)) }
+        if !recentFailures.isEmpty {
+            lines.append("recent failures:")
+            for f in recentFailures { lines.append("  #\(f.id)  \(f.finishedAt)  \(f.reason.split(separator: "\n").first ?? "")") }
+        }
+        lines.append("labelled volumes: \(labelledTotal) accepted, \(labelledPending) not yet used by a refit")
+        if let r = lastRefit {
+            lines.append("last refit: #\(r.id) \(r.outcome) (\(r.volumes) volumes, started \(r.startedAt))" + (r.candidateVersion.map { ", candidate \($0)" } ?? ""))
+            if let d = r.detail { lines.append("  \(d)") }
+        } else {
+            lines.append("last refit: none")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension ServiceConfig {
+    /// The settings in effect, one `section.key = value` per line (for `autosam watch --check`).
+    public var summary: String {
+        let lines = [
+            "paths.data = \(data)", "inbox = \(inboxPath)", "outbox = \(outboxPath)", "archive = \(archivePath)",
+            "failed = \(failedPath)", "labels = \(labelsPath)", "models = \(modelsPath)", "work = \(workPath)",
+            "cache = \(cachePath)", "training = \(trainingPath)", "journal = \(journalPath)",
+            "model.encoder = \(encoder)", "model.head = \(head.isEmpty ? "(store, else embedded default)" : head)", "model.precision = \(precision)",
+            "inbox.quiet_period_s = \(quietPeriod)", "inbox.marker = \(marker)", "inbox.poll_interval_s = \(pollInterval)",
+            "inbox.delete_inputs = \(deleteInputs)", "inbox.max_attempts = \(maxAttempts)",
+            "inbox.retry_backoff_s = \(retryBackoff)", "inbox.retry_backoff_max_s = \(retryBackoffMax)",
+            "segmentation.frames = \(frames.rawValue)",
+            "series_rules.min_phases = \(seriesRules.minPhases)", "series_rules.min_slices = \(seriesRules.minSlices)",
+            "refit.enabled = \(refitEnabled)", "refit.every_n_volumes = \(refitEveryVolumes)", "refit.interval_hours = \(refitIntervalHours)",
+            "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.validation_volumes = \(refitValidationVolumes)",
+            "log.level = \(logLevel.rawValue)", "service.stall_limit_s = \(stallLimit)",
+        ]
+        return lines.joined(separator: "\n")
+    }
+}

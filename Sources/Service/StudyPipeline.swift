@@ -1,0 +1,234 @@
+import AutoSAM
+import CardiacImaging
+import Foundation
+import QC
+
+/// An output could not be written (read-only or full outbox, ...): the study is kept and
+/// tried again later, never archived or failed for it.
+public struct OutputWriteError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The study was abandoned because the daemon is stopping.
+public struct StopRequested: Error, CustomStringConvertible {
+    public var description: String { "the daemon is stopping" }
+}
+
+/// The head that segments, with the version name outputs record.
+public struct ServingModel {
+    public var segmenter: Segmenter
+    public var version: String
+}
+
+/// What a study produced, before it is written.
+struct StudyProducts {
+    var labels: [(name: String, volume: Volume)] = []
+    var segs: [(name: String, labels: LabelMap, frame: Int)] = []
+    var stats: Data
+    var report: FunctionReport?
+    var qc: Data?
+    var qcError: String?
+    var edFrame: Int?
+    var esFrame: Int?
+    var segmentedFrames: [Int]
+    var timings: [String: Double]
+}
+
+/// Runs one study: read, segment the frames, stats, QC picture, provenance; then writes the
+/// outputs into a staging folder inside the outbox and renames it into place.
+enum StudyPipeline {
+    /// Segments and measures. Throws `StudyError` (or an imaging error) for bad input,
+    /// `StopRequested` when `shouldStop` turns true between frames.
+    static func compute(
+        input: StudyInput, model: ServingModel, frames selection: FrameSelection, heartbeat: () -> Void,
+        shouldStop: () -> Bool, subject: String
+    ) throws -> StudyProducts {
+        var timings: [String: Double] = [:]
+        let t0 = Date()
+        let nt = input.frameCount
+        let cine = nt > 1
+        // Which frames to segment.
+        var toSegment: [Int]
+        if !cine {
+            toSegment = [0]
+        } else if let e = input.edES, selection == .edES {
+            toSegment = Array(Set([e.ed, e.es])).sorted()
+        } else if !input.keyFrames.isEmpty {
+            toSegment = input.keyFrames.keys.sorted()
+        } else {
+            toSegment = Array(0..<nt)
+        }
+        var maps: [Int: LabelMap] = [:]
+        for t in toSegment {
+            if shouldStop() { throw StopRequested() }
+            maps[t] = try model.segmenter.segment(try input.frame(t))
+            heartbeat()
+        }
+        timings["segment_s"] = Date().timeIntervalSince(t0)
+        let t1 = Date()
+        var p = StudyProducts(stats: Data(), segmentedFrames: toSegment.map { $0 + 1 }, timings: [:])
+        if !cine {
+            let map = maps[0]!
+            p.labels.append(("labels.nii.gz", map.volume))
+            let vols = ClinicalStats.volumes(map)
+            p.stats = try sortedJSONData(SingleFrameStats(subject: subject, volumes: vols, sliceAreas: ClinicalStats.sliceAreas(map)))
+        } else {
+            let ed: Int, es: Int
+            var phases: PhaseSelection?
+            if let e = input.edES {
+                (ed, es) = e
+            } else {
+                let ordered = toSegment.map { maps[$0]! }
+                let sel = try ClinicalStats.selectPhases(frames: ordered)
+                ed = toSegment[sel.edFrame]
+                es = toSegment[sel.esFrame]
+                phases = PhaseSelection(lvVolumes: sel.lvVolumes, edFrame: ed + 1, esFrame: es + 1)
+            }
+            let edMap = maps[ed]!, esMap = maps[es]!
+            let report = try ClinicalStats.report(
+                ed: edMap, es: esMap, heightCm: input.heightCm, weightKg: input.weightKg, subject: subject,
+                edFrame: ed + 1, esFrame: es + 1)
+            p.report = report
+            p.edFrame = ed + 1
+            p.esFrame = es + 1
+            p.labels.append(("labels_ed.nii.gz", edMap.volume))
+            p.labels.append(("labels_es.nii.gz", esMap.volume))
+            if selection == .all && toSegment.count == nt && nt > 1 {
+                var all = [UInt8]()
+                all.reserveCapacity(edMap.labels.count * nt)
+                for t in 0..<nt { all += maps[t]!.labels }
+                var v = Volume(shape: GridShape(edMap.shape.nx, edMap.shape.ny, edMap.shape.nz, nt), geometry: edMap.geometry,
+                               data: .uint8(all), timing: input.image.timing, descrip: "autosam labels")
+                v.niftiVersion = input.image.niftiVersion
+                p.labels.append(("labels_all.nii.gz", v))
+            }
+            if input.dicom != nil {
+                p.segs.append(("seg_ed.dcm", edMap, ed))
+                p.segs.append(("seg_es.dcm", esMap, es))
+            }
+            p.stats = try sortedJSONData(CineStats(report: report, phaseSelection: phases, frameNumbering: "1-based"))
+            timings["stats_s"] = Date().timeIntervalSince(t1)
+            let t2 = Date()
+            do {
+                let r = try QCPicture.render(
+                    edImage: try input.frame(ed), edLabels: edMap, esImage: try input.frame(es), esLabels: esMap, report: report,
+                    annotations: QCPicture.Annotations(modelVersion: model.version, date: ISO8601DateFormatter().string(from: Date())))
+                p.qc = r.png
+            } catch {
+                // The picture is an aid; a study is not failed for it, and the reason is recorded.
+                p.qcError = "\(error)"
+            }
+            timings["qc_s"] = Date().timeIntervalSince(t2)
+        }
+        p.timings = timings
+        return p
+    }
+
+    /// Writes everything into `outbox/.staging-<id>/`, then renames it to `outbox/<name>/`.
+    /// Every failure here is an `OutputWriteError` (the study will be retried).
+    static func publish(
+        _ p: StudyProducts, input: StudyInput, provenance: Provenance, staging: String, final: String
+    ) throws {
+        let fm = FileManager.default
+        func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
+            do { return try body() } catch { throw OutputWriteError("\(what): \(error)") }
+        }
+        if fm.fileExists(atPath: staging) { try wrap("removing an old staging folder") { try fm.removeItem(atPath: staging) } }
+        try wrap("creating \(staging)") { try fm.createDirectory(atPath: staging, withIntermediateDirectories: false) }
+        for (name, v) in p.labels {
+            try wrap("writing \(name)") { try NIfTI.write(v, to: staging + "/" + name, compression: v.shape.nt > 1 ? 1 : 0) }
+        }
+        if let cine = input.dicom {
+            for s in p.segs {
+                do { try DicomSegWriter.write(s.labels, frame: s.frame, of: cine, to: staging + "/" + s.name) } catch let e as DicomError {
+                    if case .writeFailed = e { throw OutputWriteError("writing \(s.name): \(e)") }
+                    throw StudyError("cannot make the DICOM SEG \(s.name): \(e)")
+                }
+            }
+        }
+        try wrap("writing stats.json") { try AtomicFile.write(p.stats, to: staging + "/stats.json") }
+        if let qc = p.qc { try wrap("writing qc.png") { try AtomicFile.write(qc, to: staging + "/qc.png") } }
+        try wrap("writing provenance.json") { try AtomicFile.write(try sortedJSONData(provenance), to: staging + "/provenance.json") }
+        try wrap("syncing the outputs") { try syncDirectory(staging) }
+        if fm.fileExists(atPath: final) {
+            // Never replaced: it is not this study's (whose outputs would have been found before).
+            throw StudyError("the output folder \(final) exists already and belongs to something else")
+        }
+        guard rename(staging, final) == 0 else {
+            throw OutputWriteError("renaming the outputs into \(final): \(String(cString: strerror(errno)))")
+        }
+        try wrap("syncing the outbox") { try syncDirectory((final as NSString).deletingLastPathComponent) }
+    }
+}
+
+/// Stats of a cine study: the function report and, when ED/ES were picked from the LV volume
+/// curve, that curve.
+struct CineStats: Codable {
+    var report: FunctionReport
+    var phaseSelection: PhaseSelection?
+    var frameNumbering: String
+}
+
+/// Stats of a single 3D frame (no ED/ES pair, so no function measures).
+struct SingleFrameStats: Codable {
+    var subject: String
+    var volumes: StructureVolumes
+    var sliceAreas: [SliceAreas]
+}
+
+/// Where an output came from.
+public struct Provenance: Codable, Sendable {
+    public var journalId: Int64
+    public var study: String
+    public var kind: String
+    public var attempt: Int
+    public var software: String
+    public var encoder: EncoderInfo
+    public var head: HeadInfo
+    public var plan: PreprocessingPlan
+    public var frames: FramesInfo
+    public var timings: [String: Double]
+    public var inputFiles: Int
+    public var processedAt: String
+    public var outputs: [String]
+    public var qcError: String?
+
+    public struct EncoderInfo: Codable, Sendable {
+        public var name: String
+        /// "<size> <sha256 of the checkpoint>", or "random <size> seed 1" for the embedded encoder.
+        public var identity: String
+        public var sha256: String?
+    }
+
+    public struct HeadInfo: Codable, Sendable {
+        public var version: String
+        public var kind: String
+        public var trainedOn: [String]
+        public var validationDice: Double
+    }
+
+    public struct FramesInfo: Codable, Sendable {
+        public var count: Int
+        public var segmented: [Int]
+        public var ed: Int?
+        public var es: Int?
+        public var edESFrom: String
+        public var numbering: String
+    }
+}
+
+func sortedJSONData<T: Encodable>(_ value: T) throws -> Data {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return try enc.encode(value)
+}
+
+/// fsync on a folder, so a rename inside it survives a power cut.
+func syncDirectory(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY)
+    guard fd >= 0 else { throw OutputWriteError("cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw OutputWriteError("cannot sync \(path): \(String(cString: strerror(errno)))") }
+}
