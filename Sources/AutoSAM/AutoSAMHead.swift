@@ -21,7 +21,9 @@ public final class AutoSAMHead: SegmentationHead {
     public let classes: Int
     public let parameters: [(String, Variable)]
     let p: [String: Variable]
-    let densePE: Tensor  // [D, g, g] is computed per grid size
+    /// The dense positional encoding as keys [g*g, D] for the configuration's grid g
+    /// (computed once; other grid sizes compute theirs per call).
+    let keyPE: (grid: Int, pe: Tensor)
     let gaussian: Tensor
     let heads: Int, depth: Int, dim: Int
 
@@ -66,7 +68,8 @@ public final class AutoSAMHead: SegmentationHead {
         parameters = list
         p = Dictionary(uniqueKeysWithValues: list)
         gaussian = try store.take("prompt_encoder.pe_layer.positional_encoding_gaussian_matrix", shape: [2, c.outChannels / 2])
-        densePE = Tensor(zeros: [0])
+        let g = c.gridSize
+        keyPE = (g, PositionEmbeddingRandom(gaussian: gaussian).dense(height: g, width: g).reshaped([c.outChannels, g * g]).permuted([1, 0]))
         for needed in ["transformer.norm_final_attn.weight", "output_upscaling.0.weight", "output_hypernetworks_mlps.0.layers.0.weight"]
         where p[needed] == nil {
             throw CheckpointError.missingKey(Self.prefix + needed)
@@ -140,9 +143,10 @@ public final class AutoSAMHead: SegmentationHead {
     /// Logits [classes, 4g, 4g] for an image embedding [D, g, g].
     public func forward(_ embedding: Variable) -> Variable {
         let (d, h, w) = (embedding.shape[0], embedding.shape[1], embedding.shape[2])
-        let pe = PositionEmbeddingRandom(gaussian: gaussian).dense(height: h, width: w)  // [D, h, w]
         let keys = embedding.reshaped([d, h * w]).permuted([1, 0])  // [HW, D]
-        let keyPE = Variable(pe.reshaped([d, h * w]).permuted([1, 0]))
+        let cached = self.keyPE
+        let keyPE = Variable(h == cached.grid && w == cached.grid && cached.pe.shape == [h * w, d] ? cached.pe
+            : PositionEmbeddingRandom(gaussian: gaussian).dense(height: h, width: w).reshaped([d, h * w]).permuted([1, 0]))
         let keysPlusPE = keys + keyPE
         let layers = (0..<8).filter { p["output_hypernetworks_mlps.0.layers.\($0).weight"] != nil }
         var maps: [Variable] = []
