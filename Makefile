@@ -69,6 +69,9 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(SYSCONFDIR)/systemd/system
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/autosam
+	# The embedded default head is a resource bundle the binary finds beside itself.
+	rm -rf $(DESTDIR)$(PREFIX)/bin/autosam_AutoSAM.resources
+	cp -r $(dir $(BIN))autosam_AutoSAM.resources $(DESTDIR)$(PREFIX)/bin/
 	test -e $(DESTDIR)$(SYSCONFDIR)/autosam/autosam.toml || install -D -m 0644 Config/autosam.toml $(DESTDIR)$(SYSCONFDIR)/autosam/autosam.toml
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|/usr/local/bin/autosam|$(PREFIX)/bin/autosam|' -e 's|/etc/autosam/|$(SYSCONFDIR)/autosam/|' \
