@@ -24,6 +24,9 @@ struct asn_bf16_linear {
     int nplans;
     uint16_t *xbuf;             // bf16 copy of the current input
     int64_t xcap;
+    dnnl_memory_t bias;         // float32 [1, n], or NULL
+    dnnl_memory_desc_t bias_md;
+    int gelu;                   // exact-erf GELU fused after the bias
 };
 
 static inline uint16_t to_bf16(float f) {
@@ -40,9 +43,20 @@ static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
     if (dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_bf16, dnnl_format_tag_any)) return -1;
     if (dnnl_memory_desc_init_by_tag(&p->dst_md, 2, dd, dnnl_f32, dnnl_ab)) return -1;
     dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &p->src_md, &wany, NULL, &p->dst_md)) return -1;
+    if (dnnl_matmul_desc_init(&md, &p->src_md, &wany, l->bias ? &l->bias_md : NULL, &p->dst_md)) return -1;
+    dnnl_primitive_attr_t attr = NULL;
+    if (l->gelu) {
+        dnnl_post_ops_t po = NULL;
+        int bad = dnnl_primitive_attr_create(&attr) || dnnl_post_ops_create(&po)
+            || dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_gelu_erf, 0.f, 0.f)
+            || dnnl_primitive_attr_set_post_ops(attr, po);
+        if (po) dnnl_post_ops_destroy(po);
+        if (bad) { if (attr) dnnl_primitive_attr_destroy(attr); return -1; }
+    }
     dnnl_primitive_desc_t pd;
-    if (dnnl_primitive_desc_create(&pd, &md, NULL, l->engine, NULL)) return -1;
+    int pdrc = dnnl_primitive_desc_create(&pd, &md, attr, l->engine, NULL);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (pdrc) return -1;
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (l->weights == NULL) {
         l->wei_md = *w;
@@ -57,13 +71,29 @@ static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
 }
 
 asn_bf16_linear *asn_bf16_linear_create(const float *weight, int64_t n, int64_t k) {
+    return asn_bf16_linear_create_fused(weight, NULL, n, k, 0);
+}
+
+asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *bias, int64_t n, int64_t k, int gelu) {
     asn_bf16_linear *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->n = n;
     l->k = k;
+    l->gelu = gelu;
     if (dnnl_engine_create(&l->engine, dnnl_cpu, 0) || dnnl_stream_create(&l->stream, l->engine, dnnl_stream_default_flags)) {
         free(l);
         return NULL;
+    }
+    if (bias) {
+        dnnl_dims_t bd = {1, n};
+        if (dnnl_memory_desc_init_by_tag(&l->bias_md, 2, bd, dnnl_f32, dnnl_ab)
+            || dnnl_memory_create(&l->bias, &l->bias_md, l->engine, DNNL_MEMORY_ALLOCATE)) {
+            asn_bf16_linear_free(l);
+            return NULL;
+        }
+        void *handle = NULL;
+        dnnl_memory_get_data_handle(l->bias, &handle);
+        memcpy(handle, bias, sizeof(float) * n);
     }
     // A first plan fixes the weights' layout; the weights are converted and reordered once.
     if (make_plan(l, 4096, &l->plans[0])) { asn_bf16_linear_free(l); return NULL; }
@@ -100,6 +130,17 @@ asn_bf16_linear *asn_bf16_linear_create(const float *weight, int64_t n, int64_t 
 }
 
 int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y, int accumulate) {
+    if (m * l->k > l->xcap) {
+        free(l->xbuf);
+        l->xcap = m * l->k;
+        l->xbuf = malloc(sizeof(uint16_t) * l->xcap);
+        if (!l->xbuf) { l->xcap = 0; return -4; }
+    }
+    for (int64_t i = 0; i < m * l->k; i++) l->xbuf[i] = to_bf16(x[i]);
+    return asn_bf16_linear_run_converted(l, l->xbuf, m, y, accumulate);
+}
+
+int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate) {
     plan_t *p = NULL;
     for (int i = 0; i < l->nplans; i++) if (l->plans[i].m == m) p = &l->plans[i];
     if (!p) {
@@ -108,13 +149,6 @@ int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y,
         if (make_plan(l, m, p)) return -1;
         l->nplans++;
     }
-    if (m * l->k > l->xcap) {
-        free(l->xbuf);
-        l->xcap = m * l->k;
-        l->xbuf = malloc(sizeof(uint16_t) * l->xcap);
-        if (!l->xbuf) { l->xcap = 0; return -4; }
-    }
-    for (int64_t i = 0; i < m * l->k; i++) l->xbuf[i] = to_bf16(x[i]);
     float *out = y;
     float *tmp = NULL;
     if (accumulate) {
@@ -124,10 +158,10 @@ int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y,
     }
     dnnl_memory_t s = NULL, d = NULL;
     int rc = -1;
-    if (dnnl_memory_create(&s, &p->src_md, l->engine, l->xbuf) == dnnl_success
+    if (dnnl_memory_create(&s, &p->src_md, l->engine, (void *)xb) == dnnl_success
         && dnnl_memory_create(&d, &p->dst_md, l->engine, out) == dnnl_success) {
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, l->weights}, {DNNL_ARG_DST, d}};
-        if (dnnl_primitive_execute(p->prim, l->stream, 3, args) == dnnl_success && dnnl_stream_wait(l->stream) == dnnl_success) rc = 0;
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, l->weights}, {DNNL_ARG_DST, d}, {DNNL_ARG_BIAS, l->bias}};
+        if (dnnl_primitive_execute(p->prim, l->stream, l->bias ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(l->stream) == dnnl_success) rc = 0;
     }
     if (s) dnnl_memory_destroy(s);
     if (d) dnnl_memory_destroy(d);
@@ -142,6 +176,7 @@ void asn_bf16_linear_free(asn_bf16_linear *l) {
     if (!l) return;
     for (int i = 0; i < l->nplans; i++) if (l->plans[i].prim) dnnl_primitive_destroy(l->plans[i].prim);
     if (l->weights) dnnl_memory_destroy(l->weights);
+    if (l->bias) dnnl_memory_destroy(l->bias);
     if (l->stream) dnnl_stream_destroy(l->stream);
     if (l->engine) dnnl_engine_destroy(l->engine);
     free(l->xbuf);

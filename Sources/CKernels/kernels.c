@@ -81,6 +81,20 @@ void asn_gelu(float *x, size_t n) {
 }
 
 ASN_CLONES
+void asn_bias_act_rows(float *y, size_t rows, size_t n, const float *bias, int gelu) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * n;
+        if (bias) for (size_t i = 0; i < n; i++) row[i] += bias[i];
+        if (gelu) {
+            for (size_t i = 0; i < n; i++) {
+                float v = row[i];
+                row[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+            }
+        }
+    }
+}
+
+ASN_CLONES
 void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const float *b, float eps) {
     for (size_t r = 0; r < rows; r++) {
         float *row = x + r * n;

@@ -60,7 +60,7 @@ public struct ImageEncoderViT: Sendable {
                 norm2W: try b.take("norm2.weight", shape: [e]), norm2B: try b.take("norm2.bias", shape: [e]),
                 lin1: Linear(
                     weight: try b.take("mlp.lin1.weight", shape: [c.mlpDim, e]), bias: try b.take("mlp.lin1.bias", shape: [c.mlpDim]),
-                    precision: precision),
+                    precision: precision, activation: .gelu),
                 lin2: Linear(
                     weight: try b.take("mlp.lin2.weight", shape: [e, c.mlpDim]), bias: try b.take("mlp.lin2.bias", shape: [e]),
                     precision: precision),
@@ -130,8 +130,7 @@ public struct ImageEncoderViT: Sendable {
         Profiler.measure("residual") { Ops.add(&x, out) }
         var m = x
         Profiler.measure("layernorm") { Ops.layerNorm(&m, weight: b.norm2W, bias: b.norm2B, eps: Self.layerNormEps) }
-        m = Profiler.measure("mlp gemm") { b.lin1(m) }
-        Profiler.measure("gelu") { Ops.gelu(&m) }
+        m = Profiler.measure("mlp gemm") { b.lin1(m) }  // bias and GELU fused
         m = Profiler.measure("mlp gemm") { b.lin2(m) }
         Profiler.measure("residual") { Ops.add(&x, m) }
         _ = c

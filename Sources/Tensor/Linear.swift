@@ -1,4 +1,5 @@
 import CBF16
+import CKernels
 import Foundation
 
 /// Numeric precision of the large matrix products.
@@ -14,24 +15,40 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
         ProcessInfo.processInfo.environment["AUTOSAM_PRECISION"].flatMap(Precision.init(rawValue:)) ?? .fp32
 }
 
-/// A linear layer y = x @ W^T + b whose weights are prepared once for the chosen precision.
+/// A function applied to a linear layer's output inside the same pass as its bias.
+public enum Activation: Sendable {
+    case none
+    /// The erf form of nn.GELU().
+    case gelu
+}
+
+/// A linear layer y = act(x @ W^T + b) whose weights are prepared once for the chosen
+/// precision. The bias and the activation are applied in one pass over the output (fp32) or
+/// inside oneDNN's matmul (bf16), not as separate passes over a large tensor.
 /// In bf16 the float32 weights are not kept (the bf16 copy is the layer).
 public final class Linear: @unchecked Sendable {
     /// [out, in]; empty when the layer runs in bf16.
     public let weight: Tensor
     public let bias: Tensor?
+    public let activation: Activation
     let outFeatures: Int, inFeatures: Int
     public let precision: Precision
     private let bf16: OpaquePointer?
 
-    public init(weight: Tensor, bias: Tensor?, precision: Precision = .fp32) {
+    public init(weight: Tensor, bias: Tensor?, precision: Precision = .fp32, activation: Activation = .none) {
         self.bias = bias
+        self.activation = activation
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
         var handle: OpaquePointer?
         if precision == .bf16 {
-            handle = weight.data.withUnsafeBufferPointer {
-                asn_bf16_linear_create($0.baseAddress!, Int64(weight.shape[0]), Int64(weight.shape[1]))
+            let (n, k) = (Int64(weight.shape[0]), Int64(weight.shape[1]))
+            let g: Int32 = activation == .gelu ? 1 : 0
+            handle = weight.data.withUnsafeBufferPointer { wp in
+                if let bias {
+                    return bias.data.withUnsafeBufferPointer { bp in asn_bf16_linear_create_fused(wp.baseAddress!, bp.baseAddress!, n, k, g) }
+                }
+                return asn_bf16_linear_create_fused(wp.baseAddress!, nil, n, k, g)
             }
         }
         // Fall back to fp32 where oneDNN cannot build a bf16 matmul.
@@ -43,19 +60,42 @@ public final class Linear: @unchecked Sendable {
     deinit { if let bf16 { asn_bf16_linear_free(bf16) } }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        guard let bf16 else { return GEMM.linear(x, weight: weight, bias: bias) }
         let inF = inFeatures, outF = outFeatures
+        precondition(x.shape.last == inF, "linear: input \(x.shape) vs weight [\(outF), \(inF)]")
         let rows = x.count / inF
         var shape = x.shape
         shape[shape.count - 1] = outF
-        var out = Tensor(zeros: shape)
-        let rc = x.data.withUnsafeBufferPointer { xp in
-            out.data.withUnsafeMutableBufferPointer { op in
-                asn_bf16_linear_run(bf16, xp.baseAddress!, Int64(rows), op.baseAddress!, 0)
+        let gelu: Int32 = activation == .gelu ? 1 : 0
+        let out = [Float](unsafeUninitializedCapacity: rows * outF) { op, count in
+            let o = op.baseAddress!
+            x.data.withUnsafeBufferPointer { xp in
+                let xb = xp.baseAddress!
+                if let bf16 {
+                    // Inputs to bfloat16 on all cores, then one fused oneDNN matmul.
+                    let converted = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * inF)
+                    defer { converted.deallocate() }
+                    Parallel.chunks(rows * inF, minimum: 65536) { r in
+                        asn_to_bf16(xb + r.lowerBound, converted + r.lowerBound, Int64(r.count), 1)
+                    }
+                    let rc = asn_bf16_linear_run_converted(bf16, converted, Int64(rows), o, 0)
+                    precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inF)")
+                } else {
+                    weight.data.withUnsafeBufferPointer { wp in
+                        GEMM.sgemm(false, true, m: rows, n: outF, k: inF, a: xb, lda: inF, b: wp.baseAddress!, ldb: inF,
+                                   c: o, ldc: outF)
+                    }
+                    if bias != nil || gelu != 0 {
+                        (bias?.data ?? []).withUnsafeBufferPointer { bp in
+                            let bb = bias == nil ? nil : bp.baseAddress
+                            Parallel.chunks(rows, minimum: max(1, 16384 / max(1, outF))) { r in
+                                asn_bias_act_rows(o + r.lowerBound * outF, r.count, outF, bb, gelu)
+                            }
+                        }
+                    }
+                }
             }
+            count = rows * outF
         }
-        precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inF)")
-        if let bias { Ops.addBias(&out, bias) }
-        return out
+        return Tensor(shape: shape, data: out)
     }
 }

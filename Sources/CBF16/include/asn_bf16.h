@@ -14,8 +14,16 @@ typedef struct asn_bf16_linear asn_bf16_linear;
 /// Prepares y = x @ W^T for weight W [n, k] (row-major float32, copied and converted once).
 asn_bf16_linear *asn_bf16_linear_create(const float *weight, int64_t n, int64_t k);
 
-/// Computes y[m, n] = x[m, k] @ W^T (+ y when accumulate != 0). Returns 0 on success.
+/// Like asn_bf16_linear_create, with the bias (float32 [n], may be NULL) and, when gelu != 0,
+/// an exact-erf GELU fused into the product: y = gelu(x @ W^T + b).
+asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *bias, int64_t n, int64_t k, int gelu);
+
+/// Computes y[m, n] = x[m, k] @ W^T (+ bias, GELU as created) (+ y when accumulate != 0).
+/// Returns 0 on success.
 int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y, int accumulate);
+
+/// The same with x already in bfloat16 (converted by the caller, e.g. on several threads).
+int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate);
 
 void asn_bf16_linear_free(asn_bf16_linear *l);
 

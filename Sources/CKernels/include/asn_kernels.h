@@ -35,6 +35,9 @@ void asn_im2col(const float *x, size_t cin, size_t h, size_t w, size_t kh, size_
 void asn_col2im(const float *cols, size_t cin, size_t h, size_t w, size_t kh, size_t kw, size_t stride, size_t pad,
                 float *x);
 
+/// y[r, :] += bias for rows of length n, then (gelu != 0) the erf GELU, in one pass.
+void asn_bias_act_rows(float *y, size_t rows, size_t n, const float *bias, int gelu);
+
 /// A per-thread scratch buffer of at least `count` floats for `slot` (0..3), reused between
 /// calls on the same thread (large temporaries otherwise cost a page fault per 4 KiB on every
 /// call). Valid until the next call with the same slot on the same thread. NULL if out of memory.
