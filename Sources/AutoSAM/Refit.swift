@@ -236,10 +236,12 @@ public struct RefitOutcome {
 /// validation pool, and records it in the model store: promoted if not worse than the current
 /// head by more than the tolerance, otherwise kept as rejected.
 ///
-/// Yielding: `yield` is called before each phase and after every training epoch (from inside
-/// `Trainer.fit`'s progress callback). A hook pauses the refit by blocking. `.abort` stops the
-/// refit at once between phases; after an epoch it is honoured when `Trainer.fit` returns,
-/// since `Trainer.fit` has no way to stop early from outside.
+/// Yielding: `yield` is called on the caller's thread before each phase and after every
+/// training epoch. A hook pauses the refit by blocking (training waits for its answer) and
+/// stops it with `.abort`; `run` then returns `.aborted` at once. `Trainer.fit` cannot be
+/// stopped from outside, so with a hook it runs on its own thread, which an abort during
+/// training leaves parked (idle, holding the candidate and its samples) until the process
+/// exits: abort is meant for shutting down.
 public enum Refit {
     public static func run(
         training store: TrainingStore, models: ModelStore, current: VersionedHead, encoder: FrozenEncoder, cache: EmbeddingCache?,
@@ -280,13 +282,16 @@ public enum Refit {
         if options.training.epochs > 0 {
             guard proceed(.training) else { return outcome(.aborted, "aborted before training") }
             let planned = options.training.epochs
-            let reports = Trainer.fit(candidate, train: samples, validation: [], options: options.training) { r in
-                if !abortRequested, let yield, yield(RefitCheckpoint(phase: .training, epoch: r.epoch, epochs: planned)) == .abort {
-                    abortRequested = true
+            if let yield {
+                switch EpochHandoff.fit(candidate, samples: samples, options: options.training, ask: { r in
+                    yield(RefitCheckpoint(phase: .training, epoch: r.epoch, epochs: planned))
+                }) {
+                case .finished(let reports): epochs = reports.count
+                case .abandoned(let after): return outcome(.aborted, "aborted during training (after \(after) epochs)")
                 }
+            } else {
+                epochs = Trainer.fit(candidate, train: samples, validation: [], options: options.training).count
             }
-            epochs = reports.count
-            if abortRequested { return outcome(.aborted, "aborted during training (after \(epochs) epochs)") }
         }
         guard proceed(.evaluating) else { return outcome(.aborted, "aborted before evaluation") }
         let candidateMeta = HeadMetadata(
@@ -294,6 +299,16 @@ public enum Refit {
             encoderSize: encoder.config.name, plan: plan, trainingPatients: trainIDs, validationPatients: pool, validationDice: .nan,
             epochs: epochs, options: options.training, created: ModelStore.now(), software: "autosam \(BuildInfo.version)",
             decoderHeads: current.metadata.decoderHeads, decoderDepth: current.metadata.decoderDepth)
+        // Both heads must see the same embeddings: the cache hands back float16-rounded values
+        // on a hit but the encoder's float32 output on a miss, so fill it first.
+        if let cache {
+            for p in poolPatients {
+                for frame in Set([p.info.ed, p.info.es]).sorted() {
+                    let image = try p.labelledFrame(frame).image
+                    for k in 0..<image.shape.nz { _ = encoder.embed(plan.window(try image.slice(k)), plan: plan, cache: cache) }
+                }
+            }
+        }
         let candScore = try evaluate(candidate, metadata: candidateMeta, encoder: encoder, cache: cache, patients: poolPatients)
         let curScore = try evaluate(current.head, metadata: current.metadata, encoder: encoder, cache: cache, patients: poolPatients)
         guard proceed(.recording) else { return outcome(.aborted, "aborted before recording", candScore, curScore) }
@@ -372,4 +387,70 @@ public enum Refit {
             meanASSD: assds.count == classes.count ? assds.reduce(0, +) / Double(assds.count) : nil, frames: perFrame.count,
             perFrame: perFrame)
     }
+}
+
+/// Runs `Trainer.fit` on its own thread and hands every epoch's report to the calling thread,
+/// which answers before training goes on; on `.abort` the training thread is left waiting
+/// (it never resumes) and the caller goes on without it.
+final class EpochHandoff: @unchecked Sendable {
+    enum Result {
+        case finished([EpochReport])
+        case abandoned(afterEpochs: Int)
+    }
+
+    private let condition = NSCondition()
+    private var pending: EpochReport?
+    private var answer: YieldAnswer?
+    private var reports: [EpochReport]?
+
+    static func fit(
+        _ head: SegmentationHead, samples: [TrainingSample], options: TrainingOptions, ask: (EpochReport) -> YieldAnswer
+    ) -> Result {
+        let h = EpochHandoff()
+        let box = HeadBox(head)
+        let thread = Thread {
+            let r = Trainer.fit(box.head, train: samples, validation: [], options: options) { h.offer($0) }
+            h.condition.lock()
+            h.reports = r
+            h.condition.broadcast()
+            h.condition.unlock()
+        }
+        // The training thread runs the autograd tape and its parallel kernels: a roomy stack.
+        thread.stackSize = 64 << 20
+        thread.start()
+        h.condition.lock()
+        defer { h.condition.unlock() }
+        while true {
+            while h.pending == nil && h.reports == nil { h.condition.wait() }
+            if let r = h.reports { return .finished(r) }
+            let report = h.pending!
+            h.pending = nil
+            h.condition.unlock()
+            let a = ask(report)
+            h.condition.lock()
+            h.answer = a
+            h.condition.broadcast()
+            if a == .abort { return .abandoned(afterEpochs: report.epoch) }
+        }
+    }
+
+    /// Called on the training thread after each epoch: waits for the caller's answer, and
+    /// for ever after an abort.
+    private func offer(_ r: EpochReport) {
+        condition.lock()
+        pending = r
+        condition.broadcast()
+        while answer == nil { condition.wait() }
+        let a = answer!
+        answer = nil
+        if a == .abort { while true { condition.wait() } }
+        condition.unlock()
+    }
+}
+
+/// Passes a head (a class without Sendable) to the training thread, which alone uses it until
+/// it finishes or is abandoned.
+private final class HeadBox: @unchecked Sendable {
+    let head: SegmentationHead
+    init(_ head: SegmentationHead) { self.head = head }
 }

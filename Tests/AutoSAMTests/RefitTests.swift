@@ -118,7 +118,7 @@ enum PhantomCases {
         #expect(cache.hits > 0)
     }
 
-    @Test func abortStopsTheRefitWithoutRecordingAVersion() throws {
+    @Test func abortStopsTheRefitAtOnceAndAProceedingHookChangesNothing() throws {
         let enc = try Self.encoder.get()
         let dir = try tempDir()
         let store = try TrainingStore(root: dir + "/training")
@@ -130,11 +130,29 @@ enum PhantomCases {
             $0.phase == .training ? .abort : .proceed
         }
         #expect(atTraining.result == .aborted && atTraining.reason == "aborted before training")
-        let afterEpoch = try Refit.run(training: store, models: models, current: defaultHead(enc), encoder: enc, cache: nil, options: options(epochs: 2)) {
-            $0.epoch == 1 ? .abort : .proceed
+        // Abort after the first of 1000 epochs: the run returns at once, not after the rest.
+        var calls: [(RefitCheckpoint, Date)] = []
+        let afterEpoch = try Refit.run(training: store, models: models, current: defaultHead(enc), encoder: enc, cache: nil, options: options(epochs: 1000)) {
+            calls.append(($0, Date()))
+            return $0.epoch == 1 ? .abort : .proceed
         }
-        #expect(afterEpoch.result == .aborted && afterEpoch.reason.hasPrefix("aborted during training"))
+        let end = Date()
+        #expect(afterEpoch.result == .aborted && afterEpoch.reason == "aborted during training (after 1 epochs)")
+        #expect(calls.map(\.0.description) == ["encoding", "training", "training, epoch 1/1000"])
+        let epoch = calls[2].1.timeIntervalSince(calls[1].1), after = end.timeIntervalSince(calls[2].1)
+        #expect(after < 10 * epoch + 0.5, "returned \(after) s after epoch 1, which took \(epoch) s")
         #expect(try models.versions().isEmpty && models.current() == nil)
+        // A hook that lets every epoch proceed changes nothing: training with and without one
+        // (its own thread, or the caller's) gives the same candidate.
+        var epochsSeen = 0
+        let hooked = try Refit.run(training: store, models: models, current: defaultHead(enc), encoder: enc, cache: nil, options: options(epochs: 3)) {
+            if $0.epoch != nil { epochsSeen += 1 }
+            return .proceed
+        }
+        let plain = try Refit.run(training: store, models: models, current: defaultHead(enc), encoder: enc, cache: nil, options: options(epochs: 3))
+        #expect(epochsSeen == 3 && hooked.version == "v0001" && plain.version == "v0002")
+        #expect(try models.metrics("v0001").validation == models.metrics("v0002").validation)
+        #expect(hooked.candidate == plain.candidate)
     }
 
     @Test func badInputAndDamagedStoreFilesGiveSpecificErrors() throws {
