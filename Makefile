@@ -16,7 +16,7 @@ build: bootstrap
 
 # The main job: the clinical service on the embedded default head. Starts `autosam watch` on
 # a throwaway data folder, drops sample phantom studies into its inbox (an ACDC patient
-# folder, a single 4D NIfTI cine, a DICOM study copied file by file), waits for their
+# folder, a 4D NIfTI cine with its Info.cfg, a DICOM study copied file by file), waits for their
 # outputs, prints the status and the stats, and stops the daemon.
 DEMO_TIMEOUT ?= 900
 demo: build
@@ -31,7 +31,7 @@ demo: build
 	for i in $$(seq 1 600); do [ -f "$$demo/data/journal.sqlite" ] && break; sleep 0.2; done; \
 	echo "daemon started (pid $$pid, log $(DEMO)/daemon.log); dropping 3 studies into $(DEMO)/data/inbox"; \
 	cp -r "$$demo/samples/acdc/patient001" "$$inbox/.patient001" && mv "$$inbox/.patient001" "$$inbox/patient001"; \
-	cp "$$demo/samples/cine/patient002/patient002_4d.nii.gz" "$$inbox/.cine002.nii.gz" && mv "$$inbox/.cine002.nii.gz" "$$inbox/cine002.nii.gz"; \
+	mkdir "$$inbox/.cine002" && cp "$$demo/samples/cine/patient002/patient002_4d.nii.gz" "$$demo/samples/cine/patient002/Info.cfg" "$$inbox/.cine002/" && mv "$$inbox/.cine002" "$$inbox/cine002"; \
 	mkdir "$$inbox/dicom003"; for f in "$$demo"/samples/dicom/patient003/*; do cp "$$f" "$$inbox/dicom003/"; done; \
 	start=$$(date +%s); \
 	while :; do \

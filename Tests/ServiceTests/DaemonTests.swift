@@ -161,6 +161,46 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: h.config.archivePath + "/p7"))
     }
 
+    /// Whether this process may mount a small tmpfs (root with CAP_SYS_ADMIN): the full-disk test needs one.
+    static let canMountTmpfs: Bool = {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/bin/mount") else { return false }
+        guard let dir = try? makeTempFolder("autosam-mnt") else { return false }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        guard (try? runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir]))?.status == 0 else { return false }
+        _ = try? runTool("/bin/umount", [dir])
+        return true
+    }()
+
+    /// A full outbox (a 48 KiB tmpfs): the study is neither archived nor failed, and completes
+    /// once the outbox has room again.
+    @Test(.enabled(if: DaemonTests.canMountTmpfs, "needs root to mount a small tmpfs as the outbox"))
+    func fullOutboxIsRetriedNotArchived() throws {
+        let h = try ServiceHarness()
+        let src = try makeTempFolder()
+        defer { removeTempFolder(src) }
+        let patient = try Fixtures.acdcPatient(23, into: src)
+        let outbox = h.config.outboxPath
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        try #require(try runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=48k", "tmpfs", outbox]).status == 0)
+        defer { _ = try? runTool("/bin/umount", ["-l", outbox]) }
+        try h.start()
+        try slowCopy(patient, to: h.inbox + "/p23", pause: 0)
+        #expect(try waitFor(60) { try h.journal().studies().first?.writeFailures ?? 0 >= 2 }, "\(h.logLines.all.joined(separator: "\n"))")
+        let rec = try #require(try h.journal().studies().first)
+        #expect(rec.state != .done && rec.state != .failed)
+        #expect(rec.reason?.contains("cannot write") == true, "\(rec.reason ?? "")")
+        #expect(FileManager.default.fileExists(atPath: rec.workPath))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.config.archivePath).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.config.failedPath).isEmpty)
+        // Room again.
+        try #require(try runTool("/bin/mount", ["-o", "remount,size=64m", outbox]).status == 0)
+        #expect(try h.waitFinished(["p23"], timeout: 60))
+        #expect(h.stop())
+        #expect(try h.states()["p23"] == .done)
+        #expect(FileManager.default.fileExists(atPath: outbox + "/p23/qc.png"))
+        #expect(FileManager.default.fileExists(atPath: h.config.archivePath + "/p23"))
+    }
+
     /// Studies of many broken kinds end in failed/ with a reason a person can read, while the
     /// valid studies dropped among them complete.
     @Test func malformedInputsFailWithReasonsWhileValidOnesComplete() throws {
