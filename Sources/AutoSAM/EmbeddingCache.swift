@@ -44,7 +44,8 @@ public final class EmbeddingCache: @unchecked Sendable {
         let t = try compute()
         let tmp = path + ".tmp-\(UUID().uuidString.prefix(6))"
         if FileManager.default.createFile(atPath: tmp, contents: Self.encode(t)) { rename(tmp, path) }
-        return t
+        // What a later hit will return (float16-rounded), so a first run and a rerun agree.
+        return Tensor(shape: t.shape, data: t.data.map { Float(Float16($0)) })
     }
 
     static func encode(_ t: Tensor) -> Data {

@@ -257,13 +257,13 @@ public struct Augmentation: Codable, Equatable, Sendable {
     func view(_ index: Int, key: String) -> AugmentedView {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
         for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
-        var g = SplitMix(state: h &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
-        let rot = (g.unit() * 2 - 1) * rotationDegrees * .pi / 180
-        let scale = scaleRange[0] + g.unit() * (scaleRange[1] - scaleRange[0])
-        let shift = SIMD2((g.unit() * 2 - 1) * shiftMM, (g.unit() * 2 - 1) * shiftMM)
-        let bright = (g.unit() * 2 - 1) * brightness * 255
-        let gamma = exp(log(gammaRange[0]) + g.unit() * (log(gammaRange[1]) - log(gammaRange[0])))
-        let flip = mirror && g.unit() < 0.5
+        var g = SplitMix64(seed: h &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+        let rot = (unit(&g) * 2 - 1) * rotationDegrees * .pi / 180
+        let scale = scaleRange[0] + unit(&g) * (scaleRange[1] - scaleRange[0])
+        let shift = SIMD2((unit(&g) * 2 - 1) * shiftMM, (unit(&g) * 2 - 1) * shiftMM)
+        let bright = (unit(&g) * 2 - 1) * brightness * 255
+        let gamma = exp(log(gammaRange[0]) + unit(&g) * (log(gammaRange[1]) - log(gammaRange[0])))
+        let flip = mirror && unit(&g) < 0.5
         return AugmentedView(
             rotation: rot, scale: scale, shiftMM: shift, mirror: flip, brightness: Float(bright), gamma: Float(gamma),
             noise: Float(noise * 255), noiseSeed: g.next())
@@ -282,12 +282,12 @@ struct AugmentedView {
     var noiseSeed: UInt64
 
     func adjustIntensity(_ v: inout [Float]) {
-        var g = SplitMix(state: noiseSeed)
+        var g = SplitMix64(seed: noiseSeed)
         for i in v.indices {
             var x = powf(max(v[i], 0) / 255, gamma) * 255 + brightness
             if noise > 0 {
                 // Box-Muller.
-                let u1 = max(g.unit(), 1e-12), u2 = g.unit()
+                let u1 = max(unit(&g), 1e-12), u2 = unit(&g)
                 x += noise * Float(sqrt(-2 * log(u1)) * cos(2 * .pi * u2))
             }
             v[i] = min(max(x, 0), 255)
@@ -295,14 +295,5 @@ struct AugmentedView {
     }
 }
 
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
+/// Uniform in [0, 1) from 53 random bits.
+@inline(__always) func unit(_ g: inout SplitMix64) -> Double { Double(g.next() >> 11) / Double(1 << 53) }

@@ -25,11 +25,23 @@ public final class Adam {
         let c1 = 1 - powf(beta1, Float(step)), c2 = 1 - powf(beta2, Float(step))
         for (i, p) in parameters.enumerated() {
             guard let g = p.grad else { continue }
-            for j in 0..<g.count {
-                m[i][j] = beta1 * m[i][j] + (1 - beta1) * g.data[j]
-                v[i][j] = beta2 * v[i][j] + (1 - beta2) * g.data[j] * g.data[j]
-                let mh = m[i][j] / c1, vh = v[i][j] / c2
-                p.value.data[j] -= learningRate * mh / (vh.squareRoot() + eps)
+            let (b1, b2, lr, e) = (beta1, beta2, learningRate, eps)
+            // One pass over raw buffers (element-wise subscripts on class properties cost
+            // exclusivity and bounds checks per element).
+            g.data.withUnsafeBufferPointer { gp in
+                m[i].withUnsafeMutableBufferPointer { mp in
+                    v[i].withUnsafeMutableBufferPointer { vp in
+                        p.value.data.withUnsafeMutableBufferPointer { wp in
+                            for j in 0..<gp.count {
+                                let gj = gp[j]
+                                let mj = b1 * mp[j] + (1 - b1) * gj, vj = b2 * vp[j] + (1 - b2) * gj * gj
+                                mp[j] = mj
+                                vp[j] = vj
+                                wp[j] -= lr * (mj / c1) / ((vj / c2).squareRoot() + e)
+                            }
+                        }
+                    }
+                }
             }
             p.grad = nil
         }

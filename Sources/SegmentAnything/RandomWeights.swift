@@ -5,14 +5,9 @@ import Tensor
 /// checkpoint (weights ~ N(0, 0.02), norms ~ 1, as a trained ViT's scales roughly are).
 public enum RandomWeights {
     struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var base: SplitMix64
+        init(state: UInt64) { base = SplitMix64(seed: state) }
+        mutating func next() -> UInt64 { base.next() }
         /// Approximately normal (sum of 4 uniforms), fast.
         mutating func normal(_ std: Float) -> Float {
             var s: Float = 0

@@ -21,6 +21,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
     @Option(help: "Epochs.") var epochs = 120
     @Option(help: "Seed.") var seed: UInt64 = 0
+    @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
 
     func run() throws {
         let all = try ACDCDataset.patients(in: data)
@@ -37,7 +38,15 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(p.id) has no ED/ES ground truth (_gt) to train on")
         }
         let enc = try FrozenEncoder(source: encoder)
-        let plan = PreprocessingPlan.robust(encoderSize: enc.config.imageSize)
+        var plan = PreprocessingPlan.robust(encoderSize: enc.config.imageSize)
+        var initial: SegmentationHead?
+        if let initModel {
+            let (h, meta) = try HeadModel.load(initModel)
+            guard meta.kind == head else { throw ValidationError("\(initModel) holds a \(meta.kind.rawValue) head, not \(head.rawValue)") }
+            guard meta.encoder == enc.identity else { throw ValidationError("\(initModel) was trained on encoder \(meta.encoder), not \(enc.identity)") }
+            plan = meta.plan
+            initial = h
+        }
         let cacheStore = try EmbeddingCache(folder: cache)
         let start = Date()
         let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore, augment: true) { print($0); fflush(nil) }
@@ -45,7 +54,9 @@ struct FitCommand: ParsableCommand {
         print(String(format: "encoded %d + %d slices in %.1f s (cache: %d hits, %d computed, %d repaired)",
                      trainS.count, valS.count, Date().timeIntervalSince(start), cacheStore.hits, cacheStore.misses, cacheStore.repaired))
         let model: SegmentationHead
-        if head == .autosam {
+        if let initial {
+            model = initial
+        } else if head == .autosam {
             // The AutoSAM head starts from the checkpoint's mask decoder (random for a random encoder).
             model = try AutoSAMHead(sam: try enc.samTensors(), config: enc.config, classes: 4, seed: seed)
         } else {

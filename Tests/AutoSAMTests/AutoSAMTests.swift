@@ -30,6 +30,17 @@ import Testing
         #expect(calls == 2 && repaired == t && cache.repaired == 1)
     }
 
+    /// A first (computing) call returns exactly what later cache hits return (the stored
+    /// float16 values), so a rerun gives the same model as the first run.
+    @Test func aCacheMissReturnsWhatAHitWill() throws {
+        let cache = try EmbeddingCache(folder: try tempDir())
+        let t = Tensor(shape: [3], data: [0.1, 1.0 / 3, 1234.567])
+        let first = cache.embedding(key: "x") { t }
+        let second = cache.embedding(key: "x") { t }
+        #expect(first == second && cache.hits == 1)
+        #expect(first != t)  // the values really were rounded
+    }
+
     /// A tiny problem a head can learn: each embedding position carries its class as a
     /// raised channel (0-3) among noisy ones; labels repeat it over the 4x4 pixels it covers.
     func toySamples(_ n: Int, seed: UInt64) -> [TrainingSample] {

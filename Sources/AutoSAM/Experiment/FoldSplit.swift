@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// One fold of the protocol: its training patients (the first `n` of them train the n-volume
 /// runs, so the 1-volume set is inside the 5-volume set) and its validation patients.
@@ -43,18 +44,5 @@ public struct ExperimentSplit: Codable, Equatable, Sendable {
                             validation: Array(order[(start + maxVolumes)..<(start + perFold)])))
         }
         return ExperimentSplit(seed: seed, test: testSet, folds: out)
-    }
-}
-
-/// SplitMix64 (Steele, Lea and Flood 2014): a small, well-mixed seeded generator.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
