@@ -71,7 +71,11 @@ public final class Journal: @unchecked Sendable {
                 atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         }
         db = try DatabaseQueue(path: path, configuration: config)
-        if !readOnly { try migrate() }
+        if !readOnly {
+            try migrate()
+        } else if try db.read({ try !$0.tableExists("studies") }) {
+            throw ConfigError("the journal at \(path) is still being created by the daemon; try again in a moment")
+        }
     }
 
     func migrate() throws {

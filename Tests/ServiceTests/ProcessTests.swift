@@ -70,7 +70,7 @@ import Testing
         // A cine segmented frame by frame: long enough to be caught in the middle.
         try Fixtures.shortCine(12, to: src + "/p12.nii.gz", frames: 6)
         let first = try Spawned(binary: bin, config: config, log: root + "/daemon.log")
-        #expect(try waitFor(60) { FileManager.default.fileExists(atPath: root + "/data/journal.sqlite") })
+        #expect(try waitFor(60) { (try? journal(root).studies()) != nil })
         try FileManager.default.copyItem(atPath: src + "/p12.nii.gz", toPath: root + "/data/inbox/.p12.nii.gz")
         #expect(rename(root + "/data/inbox/.p12.nii.gz", root + "/data/inbox/p12.nii.gz") == 0)
         let caught = try waitFor(90) { try journal(root).studies().first?.state == .processing }
@@ -112,7 +112,7 @@ import Testing
         defer { removeTempFolder(src) }
         try Fixtures.shortCine(13, to: src + "/p13.nii.gz", frames: 6)
         let first = try Spawned(binary: bin, config: config, log: root + "/daemon.log")
-        #expect(try waitFor(60) { FileManager.default.fileExists(atPath: root + "/data/journal.sqlite") })
+        #expect(try waitFor(60) { (try? journal(root).studies()) != nil })
         try FileManager.default.copyItem(atPath: src + "/p13.nii.gz", toPath: root + "/data/inbox/.p13.nii.gz")
         #expect(rename(root + "/data/inbox/.p13.nii.gz", root + "/data/inbox/p13.nii.gz") == 0)
         try #require(try waitFor(90) { try journal(root).studies().first?.state == .processing }, "\(first.log)")
@@ -183,7 +183,7 @@ import Testing
             """.write(toFile: root + "/autosam.toml", atomically: true, encoding: .utf8)
         let daemon = try DaemonProcessTests.Spawned(binary: bin, config: root + "/autosam.toml", log: root + "/daemon.log")
         defer { kill(daemon.process.processIdentifier, SIGTERM); _ = daemon.waitExit(30) }
-        #expect(try waitFor(60) { FileManager.default.fileExists(atPath: root + "/data/journal.sqlite") })
+        #expect(try waitFor(60) { (try? Journal(path: root + "/data/journal.sqlite", readOnly: true).studies()) != nil })
         let src = root + "/src.nii.gz"
         try NIfTI.write(BadInputs.volume(nx: 64, ny: 56, nz: 2, nt: 1), to: src)
         let j = try Journal(path: root + "/data/journal.sqlite", readOnly: true)
