@@ -20,9 +20,7 @@ public final class EmbeddingCache: @unchecked Sendable {
         // The plan's encoder-side fields (augmentation only chooses which pixels arrive).
         var p = plan
         p.augmentation = nil
-        let json = JSONEncoder()
-        json.outputFormatting = .sortedKeys
-        h.update(data: (try? json.encode(p)) ?? Data())
+        h.update(data: (try? JSONEncoder.sorted.encode(p)) ?? Data())
         pixels.withUnsafeBytes { h.update(bufferPointer: $0) }
         return h.finalize().map { String(format: "%02x", $0) }.joined()
     }

@@ -181,12 +181,7 @@ public struct FieldTransform: Sendable, Equatable {
         for j in 0..<side {
             for i in 0..<side {
                 let p = source(SIMD2(u(i, side), u(j, side))) - 0.5
-                let x = min(max(p.x, 0), Double(s.width - 1)), y = min(max(p.y, 0), Double(s.height - 1))
-                let x0 = Int(x), y0 = Int(y), x1 = min(x0 + 1, s.width - 1), y1 = min(y0 + 1, s.height - 1)
-                let fx = Float(x - Double(x0)), fy = Float(y - Double(y0))
-                let top = s.pixels[y0 * s.width + x0] * (1 - fx) + s.pixels[y0 * s.width + x1] * fx
-                let bottom = s.pixels[y1 * s.width + x0] * (1 - fx) + s.pixels[y1 * s.width + x1] * fx
-                out[j * side + i] = top * (1 - fy) + bottom * fy
+                out[j * side + i] = BilinearTap(x: p.x, y: p.y, width: s.width, height: s.height).sample(s.pixels, offset: 0)
             }
         }
         return out
@@ -214,22 +209,34 @@ public struct FieldTransform: Sendable, Equatable {
             for x in 0..<width {
                 let u = inverse(SIMD2(Double(x) + 0.5, Double(y) + 0.5))
                 guard abs(u.x) <= 0.5, abs(u.y) <= 0.5 else { continue }
-                let fxp = min(max((u.x + 0.5) * Double(side) - 0.5, 0), Double(side - 1))
-                let fyp = min(max((u.y + 0.5) * Double(side) - 0.5, 0), Double(side - 1))
-                let x0 = Int(fxp), y0 = Int(fyp), x1 = min(x0 + 1, side - 1), y1 = min(y0 + 1, side - 1)
-                let fx = Float(fxp - Double(x0)), fy = Float(fyp - Double(y0))
-                for c in 0..<k {
-                    let b = c * plane
-                    let top = logits.data[b + y0 * side + x0] * (1 - fx) + logits.data[b + y0 * side + x1] * fx
-                    let bottom = logits.data[b + y1 * side + x0] * (1 - fx) + logits.data[b + y1 * side + x1] * fx
-                    scores[c] = top * (1 - fy) + bottom * fy
-                }
+                let tap = BilinearTap(x: (u.x + 0.5) * Double(side) - 0.5, y: (u.y + 0.5) * Double(side) - 0.5, width: side, height: side)
+                for c in 0..<k { scores[c] = tap.sample(logits.data, offset: c * plane) }
                 var best = 0
                 for c in 1..<k where scores[c] > scores[best] { best = c }
                 out[y * width + x] = UInt8(best)
             }
         }
         return out
+    }
+}
+
+/// The four neighbours and weights of a bilinear sample at continuous pixel coordinates
+/// (pixel centres at integers), clamped to the image: outside it the edge value repeats.
+struct BilinearTap {
+    let i00: Int, i01: Int, i10: Int, i11: Int
+    let fx: Float, fy: Float
+
+    init(x: Double, y: Double, width: Int, height: Int) {
+        let cx = min(max(x, 0), Double(width - 1)), cy = min(max(y, 0), Double(height - 1))
+        let x0 = Int(cx), y0 = Int(cy), x1 = min(x0 + 1, width - 1), y1 = min(y0 + 1, height - 1)
+        i00 = y0 * width + x0; i01 = y0 * width + x1; i10 = y1 * width + x0; i11 = y1 * width + x1
+        fx = Float(cx - Double(x0)); fy = Float(cy - Double(y0))
+    }
+
+    @inline(__always) func sample(_ v: [Float], offset: Int) -> Float {
+        let top = v[offset + i00] * (1 - fx) + v[offset + i01] * fx
+        let bottom = v[offset + i10] * (1 - fx) + v[offset + i11] * fx
+        return top * (1 - fy) + bottom * fy
     }
 }
 

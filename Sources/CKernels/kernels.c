@@ -153,6 +153,13 @@ const char *asn_kernels_isa(void) {
 
 static inline size_t out_size(size_t n, size_t k, size_t stride, size_t pad) { return (n + 2 * pad - k) / stride + 1; }
 
+// The output columns [*ox0, *ox1) whose input column ox*stride - pad + kx lies inside [0, w).
+static inline void tap_columns(size_t kx, size_t w, size_t ow, size_t stride, size_t pad, size_t *ox0, size_t *ox1) {
+    *ox0 = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
+    *ox1 = (w + pad > kx) ? (w + pad - kx + stride - 1) / stride : 0;
+    if (*ox1 > ow) *ox1 = ow;
+}
+
 ASN_CLONES
 void asn_im2col(const float *x, size_t cin, size_t h, size_t w, size_t kh, size_t kw, size_t stride, size_t pad,
                 float *cols) {
@@ -161,10 +168,8 @@ void asn_im2col(const float *x, size_t cin, size_t h, size_t w, size_t kh, size_
         for (size_t ky = 0; ky < kh; ky++) {
             for (size_t kx = 0; kx < kw; kx++) {
                 float *row = cols + ((c * kh + ky) * kw + kx) * npos;
-                // Output columns whose input column ix = ox*stride - pad + kx lies inside [0, w).
-                size_t ox0 = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
-                size_t ox1 = (w + pad > kx) ? (w + pad - kx + stride - 1) / stride : 0;  // exclusive
-                if (ox1 > ow) ox1 = ow;
+                size_t ox0, ox1;
+                tap_columns(kx, w, ow, stride, pad, &ox0, &ox1);
                 for (size_t oy = 0; oy < oh; oy++) {
                     float *dst = row + oy * ow;
                     const long iy = (long)(oy * stride + ky) - (long)pad;
@@ -191,9 +196,8 @@ void asn_col2im(const float *cols, size_t cin, size_t h, size_t w, size_t kh, si
         for (size_t ky = 0; ky < kh; ky++) {
             for (size_t kx = 0; kx < kw; kx++) {
                 const float *row = cols + ((c * kh + ky) * kw + kx) * npos;
-                size_t ox0 = kx >= pad ? 0 : (pad - kx + stride - 1) / stride;
-                size_t ox1 = (w + pad > kx) ? (w + pad - kx + stride - 1) / stride : 0;
-                if (ox1 > ow) ox1 = ow;
+                size_t ox0, ox1;
+                tap_columns(kx, w, ow, stride, pad, &ox0, &ox1);
                 for (size_t oy = 0; oy < oh; oy++) {
                     const long iy = (long)(oy * stride + ky) - (long)pad;
                     if (iy < 0 || iy >= (long)h || ox0 >= ox1) continue;

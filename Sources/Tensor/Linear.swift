@@ -85,10 +85,12 @@ public final class Linear: @unchecked Sendable {
                                    c: o, ldc: outF)
                     }
                     if bias != nil || gelu != 0 {
+                        // Bias (a NULL pointer when there is none) and activation in one pass.
+                        let hasBias = bias != nil
                         (bias?.data ?? []).withUnsafeBufferPointer { bp in
-                            let bb = bias == nil ? nil : bp.baseAddress
+                            let b = hasBias ? bp.baseAddress : nil
                             Parallel.chunks(rows, minimum: max(1, 16384 / max(1, outF))) { r in
-                                asn_bias_act_rows(o + r.lowerBound * outF, r.count, outF, bb, gelu)
+                                asn_bias_act_rows(o + r.lowerBound * outF, r.count, outF, b, gelu)
                             }
                         }
                     }
