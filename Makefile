@@ -50,9 +50,12 @@ demo: build
 	awk -F, '{ printf "  %-16s %-14s %4s %4s %8s %8s %7s %8s %8s %7s  %s\n", $$5, $$2, $$6, $$7, $$11, $$12, $$14, $$15, $$18, $$21, $$3 }' "$$demo/data/outbox/cohort.csv"; \
 	echo; echo "daemon log: $(DEMO)/daemon.log; data: $(DEMO)/data"
 
+# Tests write their temporary folders under one folder of their own, removed afterwards
+# whatever the outcome (the exit status is the test run's).
 test: bootstrap
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
-	$(SWIFT) test $(BUILD_FLAGS) --skip-build
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/autosam-tests.XXXXXX") || exit 1; \
+	TMPDIR="$$tmp" $(SWIFT) test $(BUILD_FLAGS) --skip-build; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # Regenerates the committed sample studies.
 samples: build

@@ -64,6 +64,10 @@ public enum HeadModel {
             throw CheckpointError.unreadable(path: dir + "/model.json", reason: "no model metadata")
         }
         let meta = try JSONDecoder().decode(HeadMetadata.self, from: json)
+        if let stats = meta.plan.embeddingStatistics, stats.mean.count != meta.inChannels {
+            throw CheckpointError.notACheckpoint(
+                path: dir + "/model.json", reason: "its plan has embedding statistics for \(stats.mean.count) channels, the head takes \(meta.inChannels)")
+        }
         let saved = try SafeTensors.load(dir + "/head.safetensors").tensors
         let head: SegmentationHead
         if meta.kind == .autosam {

@@ -27,6 +27,13 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     public var fieldOfViewMM: Double?
     /// Random training views per slice (in addition to the plain one); nil = none.
     public var augmentation: Augmentation?
+    /// Standardise each embedding channel before the head, by statistics of the training
+    /// embeddings (`embeddingStatistics`, filled in by training). A random encoder's channels
+    /// carry a large constant offset (about 90% of their energy on the demo encoder) that
+    /// leaves the head's first layer badly conditioned. Off for heads that start from a
+    /// pretrained mask decoder, which expects the raw embedding.
+    public var standardizeEmbeddings = false
+    public var embeddingStatistics: ChannelStatistics?
 
     /// The paper's preprocessing: the whole slice, min-max, 256-pixel slices, no augmentation.
     public static func paper(encoderSize: Int) -> PreprocessingPlan {
@@ -43,11 +50,13 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         p.upperPercentile = 99.5
         p.fieldOfViewMM = 224
         p.augmentation = Augmentation()
+        p.standardizeEmbeddings = true
         return p
     }
 
     enum CodingKeys: String, CodingKey {
         case sliceSize, encoderSize, lowerPercentile, upperPercentile, pixelMean, pixelStd, fieldOfViewMM, augmentation
+        case standardizeEmbeddings, embeddingStatistics
     }
 
     public init(
@@ -64,6 +73,22 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         self.augmentation = augmentation
     }
 
+    /// Written without the embedding fields while they are off, so a plan without them has the
+    /// same bytes (and embedding-cache keys) as before they existed.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sliceSize, forKey: .sliceSize)
+        try c.encode(encoderSize, forKey: .encoderSize)
+        try c.encode(lowerPercentile, forKey: .lowerPercentile)
+        try c.encode(upperPercentile, forKey: .upperPercentile)
+        try c.encode(pixelMean, forKey: .pixelMean)
+        try c.encode(pixelStd, forKey: .pixelStd)
+        try c.encodeIfPresent(fieldOfViewMM, forKey: .fieldOfViewMM)
+        try c.encodeIfPresent(augmentation, forKey: .augmentation)
+        if standardizeEmbeddings { try c.encode(true, forKey: .standardizeEmbeddings) }
+        try c.encodeIfPresent(embeddingStatistics, forKey: .embeddingStatistics)
+    }
+
     /// Plans saved before the field and augmentation existed read as the whole slice.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -75,12 +100,20 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         pixelStd = try c.decode([Float].self, forKey: .pixelStd)
         fieldOfViewMM = try c.decodeIfPresent(Double.self, forKey: .fieldOfViewMM)
         augmentation = try c.decodeIfPresent(Augmentation.self, forKey: .augmentation)
+        standardizeEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .standardizeEmbeddings) ?? false
+        embeddingStatistics = try c.decodeIfPresent(ChannelStatistics.self, forKey: .embeddingStatistics)
         guard sliceSize > 0, encoderSize > 0, pixelMean.count == 3, pixelStd.count == 3,
             0 <= lowerPercentile, lowerPercentile < upperPercentile, upperPercentile <= 100,
             fieldOfViewMM.map({ $0 > 0 }) ?? true
         else {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "preprocessing plan has out-of-range values"))
         }
+    }
+
+    /// The head's input for an encoder embedding [C, g, g]: standardised by the plan's channel
+    /// statistics when it has them, else unchanged.
+    public func headInput(_ embedding: Tensor) -> Tensor {
+        embeddingStatistics?.standardize(embedding) ?? embedding
     }
 
     // MARK: The field transform
@@ -304,3 +337,64 @@ struct AugmentedView {
 
 /// Uniform in [0, 1) from 53 random bits.
 @inline(__always) func unit(_ g: inout SplitMix64) -> Double { Double(g.next() >> 11) / Double(1 << 53) }
+
+/// Per-channel mean and standard deviation of embeddings [C, g, g], over every position of
+/// every training embedding.
+public struct ChannelStatistics: Codable, Equatable, Sendable {
+    public var mean: [Float]
+    public var std: [Float]
+
+    public init(mean: [Float], std: [Float]) {
+        self.mean = mean
+        self.std = std
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        mean = try c.decode([Float].self, forKey: .mean)
+        std = try c.decode([Float].self, forKey: .std)
+        guard !mean.isEmpty, mean.count == std.count, mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "embedding statistics must be finite, positive spreads, one per channel"))
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case mean, std }
+
+    /// Statistics of a non-empty set of embeddings with the same channel count (accumulated in
+    /// double precision; a spread below 1e-6 is taken as 1e-6).
+    public static func of(_ embeddings: [Tensor]) -> ChannelStatistics {
+        precondition(!embeddings.isEmpty)
+        let c = embeddings[0].shape[0]
+        var sum = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)
+        var n = 0
+        for e in embeddings {
+            precondition(e.shape[0] == c)
+            let plane = e.count / c
+            n += plane
+            e.data.withUnsafeBufferPointer { d in
+                for ch in 0..<c {
+                    var s = 0.0, q = 0.0
+                    for i in (ch * plane)..<((ch + 1) * plane) { let v = Double(d[i]); s += v; q += v * v }
+                    sum[ch] += s
+                    sq[ch] += q
+                }
+            }
+        }
+        let mean = sum.map { $0 / Double(n) }
+        // Rounding can leave a constant channel's variance slightly negative: clamp before the root.
+        let std = zip(sq, mean).map { (q, m) in max(max(q / Double(n) - m * m, 0).squareRoot(), 1e-6) }
+        return ChannelStatistics(mean: mean.map(Float.init), std: std.map(Float.init))
+    }
+
+    public func standardize(_ e: Tensor) -> Tensor {
+        let c = mean.count
+        precondition(e.shape[0] == c, "embedding has \(e.shape[0]) channels, statistics \(c)")
+        let plane = e.count / c
+        var out = e.data
+        for ch in 0..<c {
+            let m = mean[ch], inv = 1 / std[ch]
+            for i in (ch * plane)..<((ch + 1) * plane) { out[i] = (out[i] - m) * inv }
+        }
+        return Tensor(shape: e.shape, data: out)
+    }
+}

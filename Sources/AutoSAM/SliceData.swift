@@ -64,11 +64,50 @@ public enum SliceData {
     }
 }
 
+extension SliceData {
+    /// Completes a training plan that asks for standardised embeddings but has no statistics
+    /// yet: computes them over every training view, records them in `plan`, and standardises
+    /// `train` and `validation` (built with the plan before, so raw). A plan that already has
+    /// statistics (a model continued or refitted) was applied when the samples were built.
+    public static func standardizeForTraining(train: inout [TrainingSample], validation: inout [TrainingSample], plan: inout PreprocessingPlan) {
+        guard plan.standardizeEmbeddings, plan.embeddingStatistics == nil, !train.isEmpty else { return }
+        let stats = ChannelStatistics.of(train.map(\.embedding))
+        plan.embeddingStatistics = stats
+        for i in train.indices { train[i].embedding = stats.standardize(train[i].embedding) }
+        for i in validation.indices { validation[i].embedding = stats.standardize(validation[i].embedding) }
+    }
+}
+
 extension FrozenEncoder {
-    /// The embedding of a windowed field, through the cache when one is given.
+    /// The head's input for a windowed field: the encoder's embedding (through the cache when
+    /// one is given), standardised when the plan has embedding statistics.
     public func embed(_ windowed: [Float], plan: PreprocessingPlan, cache: EmbeddingCache?) -> Tensor {
         let compute = { self.embed(plan.encoderInput(windowed)) }
-        guard let cache else { return compute() }
-        return cache.embedding(key: EmbeddingCache.key(encoder: identity, plan: plan, pixels: windowed), compute: compute)
+        guard let cache else { return plan.headInput(compute()) }
+        return plan.headInput(cache.embedding(key: EmbeddingCache.key(encoder: identity, plan: plan, pixels: windowed), compute: compute))
+    }
+
+    /// Seeded random weights (no checkpoint): there is no pretrained mask decoder to keep.
+    public var isRandom: Bool { source == nil }
+}
+
+/// What `autosam fit`, the experiment and the service share when a head is trained from scratch.
+public enum HeadSetup {
+    /// The plan a head of this kind trains with on this encoder: `PreprocessingPlan.robust`,
+    /// without embedding standardisation for an AutoSAM head that starts from a checkpoint's
+    /// pretrained mask decoder (it expects the raw embedding).
+    public static func plan(for encoder: FrozenEncoder, head: HeadKind) -> PreprocessingPlan {
+        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize)
+        if head == .autosam && !encoder.isRandom { p.standardizeEmbeddings = false }
+        return p
+    }
+
+    /// A fresh head: the AutoSAM head from the SAM model's mask decoder (`sam`: the
+    /// checkpoint's tensors, or the random encoder's seeded decoder), the others seeded.
+    public static func freshHead(_ kind: HeadKind, encoder: FrozenEncoder, sam: [String: Tensor]? = nil, classes: Int = 4, seed: UInt64) throws -> SegmentationHead {
+        if kind == .autosam {
+            return try AutoSAMHead(sam: try sam ?? encoder.samTensors(), config: encoder.config, classes: classes, seed: seed)
+        }
+        return try Heads.make(kind, inChannels: encoder.config.outChannels, classes: classes, seed: seed)
     }
 }

@@ -69,16 +69,20 @@ public enum Trainer {
     /// Mean foreground Dice of argmax predictions over samples (classes 1..<K pooled per sample).
     public static func dice(_ head: SegmentationHead, _ samples: [TrainingSample]) -> Double {
         guard !samples.isEmpty else { return .nan }
-        var total = 0.0
-        for s in samples {
-            let pred = predict(head, s.embedding)
-            var sum = 0.0
-            for c in 1..<head.classes {
-                sum += SegmentationMetrics.dice(pred.map { $0 == c }, s.labels.map { $0 == c })
+        // Samples on all cores; summed in sample order, so the value does not depend on timing.
+        var perSample = [Double](repeating: 0, count: samples.count)
+        perSample.withUnsafeMutableBufferPointer { out in
+            let o = out.baseAddress!
+            Parallel.forEach(samples.count) { i in
+                let pred = predict(head, samples[i].embedding), labels = samples[i].labels
+                var sum = 0.0
+                for c in 1..<head.classes {
+                    sum += SegmentationMetrics.dice(pred.map { $0 == c }, labels.map { $0 == c })
+                }
+                o[i] = sum / Double(head.classes - 1)
             }
-            total += sum / Double(head.classes - 1)
         }
-        return total / Double(samples.count)
+        return perSample.reduce(0, +) / Double(samples.count)
     }
 
     /// Argmax labels [4g * 4g] of one embedding.

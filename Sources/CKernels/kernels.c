@@ -214,12 +214,30 @@ void asn_col2im(const float *cols, size_t cin, size_t h, size_t w, size_t kh, si
     }
 }
 
+// Per-thread scratch buffers, freed when their thread exits (worker threads come and go).
+#include <pthread.h>
 static _Thread_local float *scratch_ptr[4];
 static _Thread_local size_t scratch_cap[4];
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_release(void *unused) {
+    (void)unused;
+    for (int i = 0; i < 4; i++) {
+        free(scratch_ptr[i]);
+        scratch_ptr[i] = NULL;
+        scratch_cap[i] = 0;
+    }
+}
+
+static void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_release); }
 
 float *asn_scratch(size_t count, int slot) {
     if (slot < 0 || slot > 3) return NULL;
     if (scratch_cap[slot] < count) {
+        pthread_once(&scratch_once, scratch_make_key);
+        // A non-NULL value makes the key's destructor run at thread exit.
+        pthread_setspecific(scratch_key, (void *)1);
         free(scratch_ptr[slot]);
         scratch_ptr[slot] = malloc(count * sizeof(float));
         scratch_cap[slot] = scratch_ptr[slot] ? count : 0;

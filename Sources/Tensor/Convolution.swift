@@ -9,14 +9,18 @@ public enum Conv {
         precondition(cin == wcin, "conv2d: input channels \(cin) vs weight \(weight.shape)")
         let oh = (h + 2 * padding - kh) / stride + 1, ow = (w + 2 * padding - kw) / stride + 1
         let kdim = cin * kh * kw, npos = oh * ow
-        var out = [Float](repeating: 0, count: cout * npos)
+        // The bias (or zero) fills the output, and the GEMM adds to it.
+        var out = [Float](unsafeUninitializedCapacity: cout * npos) { buf, n in
+            for c in 0..<cout { (buf.baseAddress! + c * npos).initialize(repeating: bias?.data[c] ?? 0, count: npos) }
+            n = cout * npos
+        }
         if kh == 1 && kw == 1 && stride == 1 && padding == 0 {
             // 1x1: out[Cout, HW] = W[Cout, Cin] @ x[Cin, HW]
             x.data.withUnsafeBufferPointer { xp in
                 weight.data.withUnsafeBufferPointer { wp in
                     out.withUnsafeMutableBufferPointer { o in
                         GEMM.sgemm(false, false, m: cout, n: npos, k: cin, a: wp.baseAddress!, lda: cin,
-                                   b: xp.baseAddress!, ldb: npos, c: o.baseAddress!, ldc: npos)
+                                   b: xp.baseAddress!, ldb: npos, beta: 1, c: o.baseAddress!, ldc: npos)
                     }
                 }
             }
@@ -29,12 +33,9 @@ public enum Conv {
             weight.data.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { o in
                     GEMM.sgemm(false, false, m: cout, n: npos, k: kdim, a: wp.baseAddress!, lda: kdim,
-                               b: cols, ldb: npos, c: o.baseAddress!, ldc: npos)
+                               b: cols, ldb: npos, beta: 1, c: o.baseAddress!, ldc: npos)
                 }
             }
-        }
-        if let bias {
-            for c in 0..<cout { for i in 0..<npos { out[c * npos + i] += bias.data[c] } }
         }
         return Tensor(shape: [cout, oh, ow], data: out)
     }
@@ -55,11 +56,13 @@ public enum Conv {
 
     /// The adjoint of `im2col`: sums cols[Cin*kh*kw, OH*OW] back into an image [Cin, H, W].
     public static func col2im(_ cols: [Float], shape: [Int], kh: Int, kw: Int, stride: Int, padding: Int) -> Tensor {
+        cols.withUnsafeBufferPointer { col2im($0.baseAddress!, shape: shape, kh: kh, kw: kw, stride: stride, padding: padding) }
+    }
+
+    public static func col2im(_ cols: UnsafePointer<Float>, shape: [Int], kh: Int, kw: Int, stride: Int, padding: Int) -> Tensor {
         var out = Tensor(zeros: shape)
-        cols.withUnsafeBufferPointer { cp in
-            out.data.withUnsafeMutableBufferPointer { op in
-                asn_col2im(cp.baseAddress!, shape[0], shape[1], shape[2], kh, kw, stride, padding, op.baseAddress!)
-            }
+        out.data.withUnsafeMutableBufferPointer { op in
+            asn_col2im(cols, shape[0], shape[1], shape[2], kh, kw, stride, padding, op.baseAddress!)
         }
         return out
     }

@@ -22,6 +22,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Epochs.") var epochs = 120
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
+    @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
 
     func run() throws {
         let all = try ACDCDataset.patients(in: data)
@@ -38,7 +39,7 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(p.id) has no ED/ES ground truth (_gt) to train on")
         }
         let enc = try FrozenEncoder(source: encoder)
-        var plan = PreprocessingPlan.robust(encoderSize: enc.config.imageSize)
+        var plan = HeadSetup.plan(for: enc, head: head)
         var initial: SegmentationHead?
         if let initModel {
             let (h, meta) = try HeadModel.load(initModel)
@@ -49,19 +50,14 @@ struct FitCommand: ParsableCommand {
         }
         let cacheStore = try EmbeddingCache(folder: cache)
         let start = Date()
-        let trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore, augment: true) { print($0); fflush(nil) }
-        let valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
+        var trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore, augment: !noAugment) { print($0); fflush(nil) }
+        var valS = try SliceData.samples(patients: valP, plan: plan, encoder: enc, cache: cacheStore) { print($0); fflush(nil) }
+        // A fresh head completes the plan's statistics; a continued head keeps its plan as it is
+        // (with statistics, the samples already have them; without, it was trained on raw ones).
+        if initial == nil { SliceData.standardizeForTraining(train: &trainS, validation: &valS, plan: &plan) }
         print(String(format: "encoded %d + %d slices in %.1f s (cache: %d hits, %d computed, %d repaired)",
                      trainS.count, valS.count, Date().timeIntervalSince(start), cacheStore.hits, cacheStore.misses, cacheStore.repaired))
-        let model: SegmentationHead
-        if let initial {
-            model = initial
-        } else if head == .autosam {
-            // The AutoSAM head starts from the checkpoint's mask decoder (random for a random encoder).
-            model = try AutoSAMHead(sam: try enc.samTensors(), config: enc.config, classes: 4, seed: seed)
-        } else {
-            model = try Heads.make(head, inChannels: enc.config.outChannels, classes: 4, seed: seed)
-        }
+        let model = try initial ?? HeadSetup.freshHead(head, encoder: enc, seed: seed)
         var options = TrainingOptions()
         options.epochs = epochs
         options.seed = seed
@@ -209,5 +205,61 @@ struct HeadBench: ParsableCommand {
         times.sort()
         print(String(format: "AutoSAM head %@ (%dx%dx%d embeddings, 4 classes), batch %d: median %.3f s per step, min %.3f s",
                      c.name, c.outChannels, g, g, batch, times[times.count / 2], times[0]))
+    }
+}
+
+struct FitBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit",
+        abstract: "Wall time of a whole head fit on cached-size embeddings (the issue's one-volume fit: ED + ES of one patient, 120 epochs).",
+        discussion: "Embeddings are random (timing does not depend on their values); labels are a disc of each class per slice.")
+
+    @Option(help: "SAM checkpoint (for the AutoSAM head's mask decoder and the embedding size), or a size name for random weights.") var encoder = "vit_b"
+    @Option(help: "Head: autosam, cnn or linear.") var head: HeadKind = .autosam
+    @Option(help: "Training slices (one ACDC volume's ED + ES: about 20).") var slices = 20
+    @Option(help: "Validation slices, Dice computed every epoch (0: none).") var validationSlices = 20
+    @Option(help: "Epochs (early stopping off).") var epochs = 120
+
+    func run() throws {
+        let c: SAMConfig, sam: [String: Tensor]
+        if FileManager.default.fileExists(atPath: encoder) {
+            sam = try SAMCheckpoint.tensors(encoder)
+            c = try SAMCheckpoint.inferConfig(sam)
+        } else {
+            guard let named = SAMConfig.named(encoder) else { throw ValidationError("no checkpoint or size named \(encoder)") }
+            c = named
+            sam = head == .autosam ? RandomWeights.promptEncoderAndMaskDecoder(c, seed: 1) : [:]
+        }
+        let model: SegmentationHead = head == .autosam
+            ? try AutoSAMHead(sam: sam, config: c, classes: 4, seed: 0)
+            : try Heads.make(head, inChannels: c.outChannels, classes: 4, seed: 0)
+        var r = SeededRandom(seed: 5)
+        let g = c.gridSize, side = 4 * g
+        func sample(_ i: Int) -> TrainingSample {
+            let emb = Tensor(shape: [c.outChannels, g, g], data: (0..<(c.outChannels * g * g)).map { _ in Float(r.gaussian()) })
+            var labels = [Int](repeating: 0, count: side * side)
+            for y in 0..<side {
+                for x in 0..<side {
+                    let d = ((Double(x - side / 2) * Double(x - side / 2) + Double(y - side / 2) * Double(y - side / 2))).squareRoot()
+                    labels[y * side + x] = d < Double(side) / 10 ? 3 : d < Double(side) / 7 ? 2 : d < Double(side) / 5 ? 1 : 0
+                }
+            }
+            return TrainingSample(embedding: emb, labels: labels, source: "synthetic \(i)")
+        }
+        let train = (0..<slices).map(sample), val = (0..<validationSlices).map { sample(slices + $0) }
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.patience = epochs
+        let start = Date()
+        let reports = Trainer.fit(model, train: train, validation: val, options: options) { rep in
+            if rep.epoch == 1 || rep.epoch % 10 == 0 {
+                print(String(format: "epoch %3d  %.2f s/epoch  %.0f s so far", rep.epoch, rep.seconds, Date().timeIntervalSince(start)))
+                fflush(nil)
+            }
+        }
+        let total = Date().timeIntervalSince(start)
+        let steps = reports.count * ((slices + options.batchSize - 1) / options.batchSize)
+        print(String(format: "%@ head, %@ (%dx%dx%d embeddings), %d training + %d validation slices, %d epochs (%d steps): %.1f s (%.2f min), %.3f s per step incl. validation",
+                     head.rawValue, c.name, c.outChannels, g, g, slices, validationSlices, reports.count, steps, total, total / 60, total / Double(steps)))
     }
 }

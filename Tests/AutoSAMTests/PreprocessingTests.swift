@@ -105,9 +105,70 @@ import Testing
         let old = #"{"sliceSize":256,"encoderSize":1024,"lowerPercentile":0.5,"upperPercentile":99.5,"pixelMean":[1,2,3],"pixelStd":[1,1,1]}"#
         let plan = try JSONDecoder().decode(PreprocessingPlan.self, from: Data(old.utf8))
         #expect(plan.fieldOfViewMM == nil && plan.augmentation == nil && plan.sliceSize == 256)
+        #expect(!plan.standardizeEmbeddings && plan.embeddingStatistics == nil)
+        // Without the embedding fields a plan writes the keys it always had (cache keys unchanged).
+        let keys = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(PreprocessingPlan.paper(encoderSize: 1024))) as? [String: Any]).keys
+        #expect(Set(keys) == ["sliceSize", "encoderSize", "lowerPercentile", "upperPercentile", "pixelMean", "pixelStd"])
         let bad = #"{"sliceSize":256,"encoderSize":1024,"lowerPercentile":50,"upperPercentile":10,"pixelMean":[1,2,3],"pixelStd":[1,1,1]}"#
         #expect(throws: DecodingError.self) { _ = try JSONDecoder().decode(PreprocessingPlan.self, from: Data(bad.utf8)) }
         let round = try JSONDecoder().decode(PreprocessingPlan.self, from: JSONEncoder().encode(PreprocessingPlan.robust(encoderSize: 256)))
         #expect(round == .robust(encoderSize: 256))
     }
+
+    /// Channel statistics against hand-computed values; standardising by them gives each
+    /// channel mean 0 and spread 1; they survive a save and load; bad ones are refused.
+    @Test func embeddingStatistics() throws {
+        // Two embeddings [2, 1, 2]: channel 0 holds 1, 3, 5, 7 (mean 4, std sqrt(5)); channel 1 holds 2, 2, 2, 2.
+        let a = Tensor(shape: [2, 1, 2], data: [1, 3, 2, 2]), b = Tensor(shape: [2, 1, 2], data: [5, 7, 2, 2])
+        let s = ChannelStatistics.of([a, b])
+        #expect(abs(s.mean[0] - 4) < 1e-6 && abs(s.std[0] - Float(5).squareRoot()) < 1e-5)
+        #expect(abs(s.mean[1] - 2) < 1e-6 && s.std[1] == 1e-6)  // a constant channel: floor, no division by zero
+        let z = s.standardize(b)
+        #expect(abs(z.data[0] - 1 / Float(5).squareRoot()) < 1e-5 && abs(z.data[1] - 3 / Float(5).squareRoot()) < 1e-5)
+        #expect(z.data[2] == 0 && z.data[3] == 0)
+        var plan = PreprocessingPlan.robust(encoderSize: 256)
+        plan.embeddingStatistics = s
+        #expect(plan.headInput(b) == z)
+        #expect(PreprocessingPlan.paper(encoderSize: 256).headInput(b) == b)
+        let round = try JSONDecoder().decode(PreprocessingPlan.self, from: JSONEncoder().encode(plan))
+        #expect(round == plan)
+        for bad in [#"{"mean":[0,1],"std":[1]}"#, #"{"mean":[0],"std":[0]}"#, #"{"mean":[],"std":[]}"#] {
+            #expect(throws: DecodingError.self) { _ = try JSONDecoder().decode(ChannelStatistics.self, from: Data(bad.utf8)) }
+        }
+        // The statistics apply after the encoder: they do not change which cache entry a slice uses.
+        let pixels: [Float] = [1, 2, 3]
+        #expect(EmbeddingCache.key(encoder: "e", plan: plan, pixels: pixels) == EmbeddingCache.key(encoder: "e", plan: .robust(encoderSize: 256), pixels: pixels))
+    }
+
+    /// Training completes a plan that asks for statistics from the training views only, and
+    /// standardises training and validation samples by them; a plan that has them is kept.
+    @Test func standardizeForTraining() {
+        func sample(_ v: [Float]) -> TrainingSample { TrainingSample(embedding: Tensor(shape: [1, 1, 2], data: v), labels: [0], source: "s") }
+        var train = [sample([1, 3]), sample([5, 7])], val = [sample([4, 9])]
+        var plan = PreprocessingPlan.robust(encoderSize: 256)
+        SliceData.standardizeForTraining(train: &train, validation: &val, plan: &plan)
+        let s = try! #require(plan.embeddingStatistics)
+        #expect(s.mean == [4] && abs(s.std[0] - Float(5).squareRoot()) < 1e-5)
+        #expect(abs(val[0].embedding.data[0]) < 1e-6 && abs(val[0].embedding.data[1] - 5 / Float(5).squareRoot()) < 1e-5)
+        var again = train
+        SliceData.standardizeForTraining(train: &again, validation: &val, plan: &plan)
+        #expect(again.map(\.embedding) == train.map(\.embedding) && plan.embeddingStatistics == s)
+        var paper = PreprocessingPlan.paper(encoderSize: 256), raw = [sample([1, 3])]
+        SliceData.standardizeForTraining(train: &raw, validation: &val, plan: &paper)
+        #expect(paper.embeddingStatistics == nil && raw[0].embedding.data == [1, 3])
+    }
+
+    /// Heads from scratch standardise their input; an AutoSAM head that starts from a
+    /// checkpoint's pretrained mask decoder gets the raw embedding it was trained on.
+    @Test func headSetupPlans() throws {
+        let random = try FrozenEncoder(source: "tiny")
+        let checkpoint = try FrozenEncoder(source: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("SegmentAnythingTests/Fixtures/tiny_a.pth").path)
+        #expect(random.isRandom && !checkpoint.isRandom)
+        for kind in HeadKind.allCases {
+            #expect(HeadSetup.plan(for: random, head: kind).standardizeEmbeddings)
+            #expect(HeadSetup.plan(for: checkpoint, head: kind).standardizeEmbeddings == (kind != .autosam))
+        }
+    }
 }
+

@@ -61,7 +61,8 @@ import Testing
         try fm.copyItem(atPath: src + "/loose_file.nii.gz", toPath: labels + "/loose_file.nii.gz")
         try fm.copyItem(atPath: pair, toPath: labels + "/pair_item")
         try fm.copyItem(atPath: dicomStudy.folder, toPath: labels + "/dicom_item")
-        #expect(try waitFor(120) {
+        // A deadline, not a speed check: generous for a loaded machine.
+        #expect(try waitFor(300) {
             let r = try h.journal().refits()
             return try h.journal().labels().count == 7 && r.count >= 2 && r.allSatisfy { $0.outcome != nil } && !studiesPending(h)
         }, "\(String(describing: try? h.journal().labels()))\n\(String(describing: try? h.journal().refits()))")

@@ -65,7 +65,8 @@ public final class ExperimentRunner {
     }
 
     /// The encoder's preprocessing: the same plan `autosam fit` uses (its augmented training
-    /// views included when `augment` is set, as `autosam fit` does).
+    /// views included when `augment` is set, as `autosam fit` does). Its samples stay raw
+    /// (no embedding statistics); each head completes its own plan (`HeadSetup.plan`).
     public static func plan(for encoder: FrozenEncoder) -> PreprocessingPlan { .robust(encoderSize: encoder.config.imageSize) }
 
     struct TestVolume {
@@ -167,7 +168,8 @@ public final class ExperimentRunner {
                 var embedded: (train: [TrainingSample], val: [TrainingSample])?
                 for method in trainingMethods {
                     let model: SegmentationHead
-                    let train: [TrainingSample], val: [TrainingSample]
+                    var train: [TrainingSample], val: [TrainingSample]
+                    var headPlan = plan
                     switch method {
                     case .head(let kind):
                         if embedded == nil {
@@ -175,9 +177,10 @@ public final class ExperimentRunner {
                                         try SliceData.samples(patients: valP, plan: plan, encoder: encoder, cache: cache))
                         }
                         (train, val) = embedded!
-                        model = kind == .autosam
-                            ? try AutoSAMHead(sam: samTensors, config: encoder.config, classes: 4, seed: seed)
-                            : try Heads.make(kind, inChannels: encoder.config.outChannels, classes: 4, seed: seed)
+                        // The shared samples are raw; each head standardises its own copy.
+                        headPlan = HeadSetup.plan(for: encoder, head: kind)
+                        SliceData.standardizeForTraining(train: &train, validation: &val, plan: &headPlan)
+                        model = try HeadSetup.freshHead(kind, encoder: encoder, sam: samTensors, seed: seed)
                     case .unet:
                         train = try UNet.samples(patients: trainP, plan: plan, side: config.unetSize, augment: config.augment)
                         val = try UNet.samples(patients: valP, plan: plan, side: config.unetSize, augment: false)
@@ -200,7 +203,7 @@ public final class ExperimentRunner {
                     if case .head(let kind) = method {
                         let meta = HeadMetadata(
                             kind: kind, classes: CardiacLabel.allCases.map(\.name), inChannels: encoder.config.outChannels,
-                            encoder: encoder.identity, encoderSize: encoder.config.name, plan: plan, trainingPatients: trainP.map(\.id),
+                            encoder: encoder.identity, encoderSize: encoder.config.name, plan: headPlan, trainingPatients: trainP.map(\.id),
                             validationPatients: valP.map(\.id), validationDice: best ?? .nan, epochs: reports.count, options: options,
                             created: ISO8601DateFormatter().string(from: Date()), software: "autosam \(BuildInfo.version)")
                         let seg = try Segmenter(head: model, metadata: meta, encoder: encoder, cache: cache)

@@ -27,7 +27,7 @@ public final class UNet: SegmentationHead {
         var list: [(String, Variable)] = []
         func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
             list.append((name + ".weight", r.conv(cout, cin, k)))
-            list.append((name + ".bias", r.bias(cout, fanIn: cin * k * k)))
+            list.append((name + ".bias", r.zeros(cout)))
         }
         var cin = 1
         for (l, c) in channels.enumerated() {
@@ -38,7 +38,7 @@ public final class UNet: SegmentationHead {
         for l in stride(from: channels.count - 2, through: 0, by: -1) {
             let c = channels[l], below = channels[l + 1]
             list.append(("up\(l).up.weight", r.convT(below, c, 2)))
-            list.append(("up\(l).up.bias", r.bias(c, fanIn: c * 4)))
+            list.append(("up\(l).up.bias", r.zeros(c)))
             conv("up\(l).conv1", c, 2 * c, 3)
             conv("up\(l).conv2", c, c, 3)
         }

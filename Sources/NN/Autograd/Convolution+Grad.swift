@@ -1,3 +1,4 @@
+import CKernels
 import Tensor
 
 extension Variable {
@@ -10,25 +11,26 @@ extension Variable {
         let (oh, ow) = (y.shape[1], y.shape[2])
         return Variable(y, parents: [x, w] + (b.map { [$0] } ?? [])) { g in
             // im2col once more: cols[Cin*kh*kw, OH*OW]; dW = g[Cout, OHW] @ cols^T;
-            // dcols = W^T @ g, scattered back (col2im) into dx.
+            // dcols = W^T @ g, scattered back (col2im) into dx. Both column matrices live in
+            // per-thread scratch buffers: at 256 x 256 they are tens of MB, and fresh ones
+            // cost a page fault per 4 KiB and a zero fill on every step.
             let kdim = cin * kh * kw, npos = oh * ow
-            let cols = Conv.im2col(xv, kh: kh, kw: kw, stride: stride, padding: padding)
-            var dw = Tensor(zeros: wv.shape), dcols = [Float](repeating: 0, count: kdim * npos)
+            let cols = asn_scratch(kdim * npos, 0)!, dcols = asn_scratch(kdim * npos, 1)!
+            xv.data.withUnsafeBufferPointer { xp in
+                asn_im2col(xp.baseAddress!, cin, xv.shape[1], xv.shape[2], kh, kw, stride, padding, cols)
+            }
+            var dw = Tensor(zeros: wv.shape)
             g.data.withUnsafeBufferPointer { gp in
-                cols.withUnsafeBufferPointer { cp in
-                    dw.data.withUnsafeMutableBufferPointer { dp in
-                        GEMM.sgemm(false, true, m: cout, n: kdim, k: npos, a: gp.baseAddress!, lda: npos, b: cp.baseAddress!,
-                                   ldb: npos, c: dp.baseAddress!, ldc: kdim)
-                    }
+                dw.data.withUnsafeMutableBufferPointer { dp in
+                    GEMM.sgemm(false, true, m: cout, n: kdim, k: npos, a: gp.baseAddress!, lda: npos, b: cols,
+                               ldb: npos, c: dp.baseAddress!, ldc: kdim)
                 }
                 wv.data.withUnsafeBufferPointer { wp in
-                    dcols.withUnsafeMutableBufferPointer { dp in
-                        GEMM.sgemm(true, false, m: kdim, n: npos, k: cout, a: wp.baseAddress!, lda: kdim, b: gp.baseAddress!,
-                                   ldb: npos, c: dp.baseAddress!, ldc: npos)
-                    }
+                    GEMM.sgemm(true, false, m: kdim, n: npos, k: cout, a: wp.baseAddress!, lda: kdim, b: gp.baseAddress!,
+                               ldb: npos, c: dcols, ldc: npos)
                 }
             }
-            let dx = Conv.col2im(dcols, shape: xv.shape, kh: kh, kw: kw, stride: stride, padding: padding)
+            let dx = Conv.col2im(UnsafePointer(dcols), shape: xv.shape, kh: kh, kw: kw, stride: stride, padding: padding)
             var grads: [Tensor?] = [dx, dw]
             if b != nil {
                 var db = Tensor(zeros: [cout])
