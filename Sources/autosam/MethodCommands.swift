@@ -63,7 +63,9 @@ struct FitCommand: ParsableCommand {
         options.seed = seed
         let reports = Trainer.fit(model, train: trainS, validation: valS, options: options) { r in
             let left = r.seconds * Double(epochs - r.epoch)
-            print(String(format: "epoch %3d  loss %.4f  val Dice %.4f  lr %.2g  %.1f s/epoch, ~%.0f s left", r.epoch, r.loss, r.validationDice, r.learningRate, r.seconds, left))
+            // Without validation patients the trainer ranks epochs by training loss instead.
+            let val = valS.isEmpty ? "no validation" : String(format: "val Dice %.4f", r.validationDice)
+            print(String(format: "epoch %3d  loss %.4f  %@  lr %.2g  %.1f s/epoch, ~%.0f s left", r.epoch, r.loss, val, r.learningRate, r.seconds, left))
             fflush(nil)  // progress reaches logs as it happens
         }
         let best = reports.map(\.validationDice).max() ?? .nan
@@ -74,7 +76,8 @@ struct FitCommand: ParsableCommand {
             created: ISO8601DateFormatter().string(from: Date()), software: "autosam \(BuildInfo.version)",
             decoderHeads: head == .autosam ? enc.config.decoderHeads : nil, decoderDepth: head == .autosam ? enc.config.decoderDepth : nil)
         try HeadModel.save(model, metadata: meta, to: out)
-        print(String(format: "saved %@ (best validation Dice %.4f)", out, best))
+        print(valS.isEmpty ? "saved \(out) (no validation patients: the epoch with the lowest training loss)"
+                           : String(format: "saved %@ (best validation Dice %.4f)", out, best))
     }
 }
 
