@@ -29,7 +29,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     public var augmentation: Augmentation?
     /// Standardise each embedding channel before the head, by statistics of the training
     /// embeddings (`embeddingStatistics`, filled in by training). A random encoder's channels
-    /// carry a large constant offset (about 90% of their energy on the demo encoder) that
+    /// carry a large constant offset (about 77% of their energy on the demo encoder) that
     /// leaves the head's first layer badly conditioned. Off for heads that start from a
     /// pretrained mask decoder, which expects the raw embedding.
     public var standardizeEmbeddings = false
@@ -298,12 +298,12 @@ public struct Augmentation: Codable, Equatable, Sendable {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
         for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
         var g = SplitMix64(seed: h &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
-        let rot = (unit(&g) * 2 - 1) * rotationDegrees * .pi / 180
-        let scale = scaleRange[0] + unit(&g) * (scaleRange[1] - scaleRange[0])
-        let shift = SIMD2((unit(&g) * 2 - 1) * shiftMM, (unit(&g) * 2 - 1) * shiftMM)
-        let bright = (unit(&g) * 2 - 1) * brightness * 255
-        let gamma = exp(log(gammaRange[0]) + unit(&g) * (log(gammaRange[1]) - log(gammaRange[0])))
-        let flip = mirror && unit(&g) < 0.5
+        let rot = (g.unit() * 2 - 1) * rotationDegrees * .pi / 180
+        let scale = scaleRange[0] + g.unit() * (scaleRange[1] - scaleRange[0])
+        let shift = SIMD2((g.unit() * 2 - 1) * shiftMM, (g.unit() * 2 - 1) * shiftMM)
+        let bright = (g.unit() * 2 - 1) * brightness * 255
+        let gamma = exp(log(gammaRange[0]) + g.unit() * (log(gammaRange[1]) - log(gammaRange[0])))
+        let flip = mirror && g.unit() < 0.5
         return AugmentedView(
             rotation: rot, scale: scale, shiftMM: shift, mirror: flip, brightness: Float(bright), gamma: Float(gamma),
             noise: Float(noise * 255), noiseSeed: g.next())
@@ -327,16 +327,13 @@ struct AugmentedView {
             var x = powf(max(v[i], 0) / 255, gamma) * 255 + brightness
             if noise > 0 {
                 // Box-Muller.
-                let u1 = max(unit(&g), 1e-12), u2 = unit(&g)
+                let u1 = max(g.unit(), 1e-12), u2 = g.unit()
                 x += noise * Float(sqrt(-2 * log(u1)) * cos(2 * .pi * u2))
             }
             v[i] = min(max(x, 0), 255)
         }
     }
 }
-
-/// Uniform in [0, 1) from 53 random bits.
-@inline(__always) func unit(_ g: inout SplitMix64) -> Double { Double(g.next() >> 11) / Double(1 << 53) }
 
 /// Per-channel mean and standard deviation of embeddings [C, g, g], over every position of
 /// every training embedding.

@@ -192,8 +192,7 @@ struct HeadBench: ParsableCommand {
         var r = SeededRandom(seed: 5)
         let g = c.gridSize
         let samples = (0..<batch).map { _ in
-            TrainingSample(embedding: Tensor(shape: [c.outChannels, g, g], data: (0..<(c.outChannels * g * g)).map { _ in Float(r.gaussian()) }),
-                           labels: (0..<(16 * g * g)).map { $0 % 4 }, source: "random")
+            TrainingSample(embedding: randomEmbedding(c, &r), labels: (0..<(16 * g * g)).map { $0 % 4 }, source: "random")
         }
         var options = TrainingOptions()
         options.epochs = 1
@@ -239,7 +238,7 @@ struct FitBench: ParsableCommand {
         var r = SeededRandom(seed: 5)
         let g = c.gridSize, side = 4 * g
         func sample(_ i: Int) -> TrainingSample {
-            let emb = Tensor(shape: [c.outChannels, g, g], data: (0..<(c.outChannels * g * g)).map { _ in Float(r.gaussian()) })
+            let emb = randomEmbedding(c, &r)
             var labels = [Int](repeating: 0, count: side * side)
             for y in 0..<side {
                 for x in 0..<side {
@@ -265,4 +264,11 @@ struct FitBench: ParsableCommand {
         print(String(format: "%@ head, %@ (%dx%dx%d embeddings), %d training + %d validation slices, %d epochs (%d steps): %.1f s (%.2f min), %.3f s per step incl. validation",
                      head.rawValue, c.name, c.outChannels, g, g, slices, validationSlices, reports.count, steps, total, total / 60, total / Double(steps)))
     }
+}
+
+/// A standard-normal embedding of the size's shape [outChannels, grid, grid], for benchmarks
+/// whose timing does not depend on the values.
+private func randomEmbedding(_ c: SAMConfig, _ r: inout SeededRandom) -> Tensor {
+    let g = c.gridSize
+    return Tensor(shape: [c.outChannels, g, g], data: (0..<(c.outChannels * g * g)).map { _ in Float(r.gaussian()) })
 }

@@ -87,6 +87,20 @@ import Testing
         #expect(throws: CheckpointError.self) {
             _ = try Segmenter(head: loaded, metadata: meta2, encoder: try FrozenEncoder(source: "demo"))
         }
+        // Embedding statistics are saved with the plan; a count that does not match the head's
+        // input channels is refused at load with a message that says so, not a crash later.
+        var withStats = meta
+        withStats.plan.embeddingStatistics = ChannelStatistics(mean: [Float](repeating: 0.5, count: 16), std: [Float](repeating: 2, count: 16))
+        try HeadModel.save(head, metadata: withStats, to: dir)
+        #expect(try HeadModel.load(dir).1.plan == withStats.plan)
+        withStats.plan.embeddingStatistics = ChannelStatistics(mean: [0.5, 0.5], std: [2, 2])
+        try HeadModel.save(head, metadata: withStats, to: dir)
+        do {
+            _ = try HeadModel.load(dir)
+            Issue.record("statistics for 2 channels were accepted by a 16-channel head")
+        } catch {
+            #expect("\(error)".contains("statistics for 2 channels"), "\(error)")
+        }
     }
 
     @Test func segmentationKeepsTheInputGrid() throws {
