@@ -96,9 +96,11 @@ public enum HeadSetup {
     /// The plan a head of this kind trains with on this encoder: `PreprocessingPlan.robust`,
     /// without embedding standardisation for an AutoSAM head that starts from a checkpoint's
     /// pretrained mask decoder (it expects the raw embedding).
-    public static func plan(for encoder: FrozenEncoder, head: HeadKind) -> PreprocessingPlan {
+    /// `views` overrides the plan's augmented views per slice (each one encoder run per slice).
+    public static func plan(for encoder: FrozenEncoder, head: HeadKind, views: Int? = nil) -> PreprocessingPlan {
         var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize)
         if head == .autosam && !encoder.isRandom { p.standardizeEmbeddings = false }
+        if let views { p.augmentation?.views = views }
         return p
     }
 

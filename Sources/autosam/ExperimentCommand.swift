@@ -31,6 +31,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "UNet input side (multiple of 8).") var unetSize = 128
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
     @Flag(help: "Train on the plain slices only (no augmented views).") var noAugment = false
+    @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
 
     func run() throws {
         var c = ExperimentConfig()
@@ -47,6 +48,7 @@ struct ExperimentCommand: ParsableCommand {
             c.patience = patience
             c.unetSize = unetSize
             c.augment = !noAugment
+            c.views = views
             try c.validate()
         } catch let e as ExperimentError {
             throw ValidationError(e.description)

@@ -20,11 +20,19 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Output model folder.") var out: String
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
     @Option(help: "Epochs.") var epochs = 120
+    @Option(help: "Early-stopping patience in epochs (without a better validation Dice).") var patience = 30
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
     @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
+    @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
 
     func run() throws {
+        // Checked before any work: the model is saved only after training.
+        if FileManager.default.fileExists(atPath: out) {
+            throw ValidationError("\(out) already exists: give a new output folder (a model is never overwritten)")
+        }
+        guard patience > 0, epochs > 0 else { throw ValidationError("--epochs and --patience must be positive") }
+        if let views, !(1...256).contains(views) { throw ValidationError("--views must be 1...256") }
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {
             guard let list else { return [] }
@@ -39,7 +47,7 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(p.id) has no ED/ES ground truth (_gt) to train on")
         }
         let enc = try FrozenEncoder(source: encoder)
-        var plan = HeadSetup.plan(for: enc, head: head)
+        var plan = HeadSetup.plan(for: enc, head: head, views: views)
         var initial: SegmentationHead?
         if let initModel {
             let (h, meta) = try HeadModel.load(initModel)
@@ -60,6 +68,7 @@ struct FitCommand: ParsableCommand {
         let model = try initial ?? HeadSetup.freshHead(head, encoder: enc, seed: seed)
         var options = TrainingOptions()
         options.epochs = epochs
+        options.patience = patience
         options.seed = seed
         let reports = Trainer.fit(model, train: trainS, validation: valS, options: options) { r in
             let left = r.seconds * Double(epochs - r.epoch)

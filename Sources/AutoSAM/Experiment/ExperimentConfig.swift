@@ -77,6 +77,8 @@ public struct ExperimentConfig: Codable, Sendable {
     /// Train on the plan's augmented views as well as the plain slices (as `autosam fit`
     /// does); the UNet gets the same views.
     public var augment = true
+    /// Augmented views per slice (nil: the plan's default).
+    public var views: Int?
     /// Training epochs (the paper: 120) and early-stopping patience.
     public var epochs = 120
     public var patience = 30
@@ -134,6 +136,7 @@ public struct ExperimentConfig: Codable, Sendable {
         guard testPatients >= 1 else { throw ExperimentError.badOption("--test must be at least 1") }
         guard validationPatients >= 0 else { throw ExperimentError.badOption("--validation must be 0 or more") }
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
+        if let views, !(1...256).contains(views) { throw ExperimentError.badOption("--views must be 1...256") }
         guard unetSize >= 16, unetSize % 8 == 0 else { throw ExperimentError.badOption("--unet-size must be a multiple of 8, at least 16") }
         guard volumes.allSatisfy({ $0 >= 1 }), !volumes.isEmpty else { throw ExperimentError.badOption("--volumes must list positive integers") }
     }

@@ -67,7 +67,11 @@ public final class ExperimentRunner {
     /// The encoder's preprocessing: the same plan `autosam fit` uses (its augmented training
     /// views included when `augment` is set, as `autosam fit` does). Its samples stay raw
     /// (no embedding statistics); each head completes its own plan (`HeadSetup.plan`).
-    public static func plan(for encoder: FrozenEncoder) -> PreprocessingPlan { .robust(encoderSize: encoder.config.imageSize) }
+    public static func plan(for encoder: FrozenEncoder, views: Int? = nil) -> PreprocessingPlan {
+        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize)
+        if let views { p.augmentation?.views = views }
+        return p
+    }
 
     struct TestVolume {
         var patient: String
@@ -90,7 +94,7 @@ public final class ExperimentRunner {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         let encoder = try FrozenEncoder(source: config.encoder)
-        let plan = Self.plan(for: encoder)
+        let plan = Self.plan(for: encoder, views: config.views)
         let cache = try EmbeddingCache(folder: cacheFolder)
         let needsDecoder = config.heads.contains(.autosam) || config.boxPrompt
         let samTensors = needsDecoder ? try encoder.samTensors() : [:]
@@ -178,7 +182,7 @@ public final class ExperimentRunner {
                         }
                         (train, val) = embedded!
                         // The shared samples are raw; each head standardises its own copy.
-                        headPlan = HeadSetup.plan(for: encoder, head: kind)
+                        headPlan = HeadSetup.plan(for: encoder, head: kind, views: config.views)
                         SliceData.standardizeForTraining(train: &train, validation: &val, plan: &headPlan)
                         model = try HeadSetup.freshHead(kind, encoder: encoder, sam: samTensors, seed: seed)
                     case .unet:
