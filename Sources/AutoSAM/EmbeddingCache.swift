@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import Tensor
 
 /// Encoder embeddings on disk, keyed by (encoder identity, preprocessing plan, pixels), so the
@@ -7,7 +8,11 @@ import Tensor
 /// a damaged entry is detected, removed and recomputed, never trusted.
 public final class EmbeddingCache: @unchecked Sendable {
     public let folder: String
-    public private(set) var hits = 0, misses = 0, repaired = 0
+    /// Counters (safe to read and bump from several threads: slices are encoded in parallel).
+    public var hits: Int { counts.withLock { $0.hits } }
+    public var misses: Int { counts.withLock { $0.misses } }
+    public var repaired: Int { counts.withLock { $0.repaired } }
+    private let counts = Mutex((hits: 0, misses: 0, repaired: 0))
 
     public init(folder: String) throws {
         self.folder = folder
@@ -35,13 +40,13 @@ public final class EmbeddingCache: @unchecked Sendable {
         let path = "\(folder)/\(key).emb"
         if let data = FileManager.default.contents(atPath: path) {
             if let t = Self.decode(data) {
-                hits += 1
+                counts.withLock { $0.hits += 1 }
                 return t
             }
-            repaired += 1
+            counts.withLock { $0.repaired += 1 }
             try? FileManager.default.removeItem(atPath: path)
         }
-        misses += 1
+        counts.withLock { $0.misses += 1 }
         let t = try compute()
         let tmp = path + ".tmp-\(UUID().uuidString.prefix(6))"
         if FileManager.default.createFile(atPath: tmp, contents: Self.encode(t)) { rename(tmp, path) }

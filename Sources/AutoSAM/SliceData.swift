@@ -52,12 +52,12 @@ public enum SliceData {
         for k in 0..<image.shape.nz {
             let slice = try image.slice(k), labelSlice = labels.slice(k)
             let key = "\(name) slice \(k)"
-            for v in 0...views {
-                let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
-                let windowed = plan.window(slice, view: view)
-                let emb = encoder.embed(windowed, plan: plan, cache: cache)
+            let viewList = (0...views).map { v in v == 0 ? nil : plan.augmentation!.view(v, key: key) }
+            // The slice's views are encoded together, one per core.
+            let embeddings = encoder.embedAll(viewList.map { plan.window(slice, view: $0) }, plan: plan, cache: cache)
+            for (v, view) in viewList.enumerated() {
                 let y = plan.labels(labelSlice, side: side, view: view).map(Int.init)
-                out.append(TrainingSample(embedding: emb, labels: y, source: v == 0 ? key : "\(key) view \(v)", slice: key))
+                out.append(TrainingSample(embedding: embeddings[v], labels: y, source: v == 0 ? key : "\(key) view \(v)", slice: key))
             }
         }
         return out
@@ -85,6 +85,19 @@ extension FrozenEncoder {
         let compute = { self.embed(plan.encoderInput(windowed)) }
         guard let cache else { return plan.headInput(compute()) }
         return plan.headInput(cache.embedding(key: EmbeddingCache.key(encoder: identity, plan: plan, pixels: windowed), compute: compute))
+    }
+
+    /// `embed(_:plan:cache:)` of several windowed fields, one field per core at a time (each
+    /// encoder run single-threaded inside): independent images keep both cores busy better
+    /// than splitting every operation of one image between them (docs/PERFORMANCE.md).
+    /// Results in input order.
+    public func embedAll(_ fields: [[Float]], plan: PreprocessingPlan, cache: EmbeddingCache?) -> [Tensor] {
+        var out = [Tensor?](repeating: nil, count: fields.count)
+        out.withUnsafeMutableBufferPointer { op in
+            let o = op.baseAddress!
+            Parallel.forEach(fields.count) { i in o[i] = self.embed(fields[i], plan: plan, cache: cache) }
+        }
+        return out.map { $0! }
     }
 
     /// Seeded random weights (no checkpoint): there is no pretrained mask decoder to keep.

@@ -8,22 +8,52 @@
 
 #define MAX_SHAPES 4
 
+// One engine for every primitive, a stream per thread, and user-managed scratchpads, one per
+// thread: the library's shared scratchpad must not be used by two threads executing
+// primitives at once. So any primitive here may run on several threads at the same time
+// (the segmenter encodes several slices at once).
+static dnnl_engine_t g_engine;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local dnnl_stream_t t_stream;
+static _Thread_local void *t_scratch;
+static _Thread_local size_t t_scratch_size;
+
+static void init_engine(void) { dnnl_engine_create(&g_engine, dnnl_cpu, 0); }
+
+static dnnl_engine_t shared_engine(void) {
+    pthread_once(&g_once, init_engine);
+    return g_engine;
+}
+
+static dnnl_stream_t thread_stream(void) {
+    if (!t_stream && shared_engine()) dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags);
+    return t_stream;
+}
+
+static void *thread_scratch(size_t need) {
+    if (need > t_scratch_size || !t_scratch) {
+        free(t_scratch);
+        t_scratch = malloc(need ? need : 1);
+        t_scratch_size = t_scratch ? need : 0;
+    }
+    return t_scratch;
+}
+
 typedef struct {
     int64_t m;
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t src_md, dst_md;
+    dnnl_memory_desc_t src_md, dst_md, scratch_md;
 } plan_t;
 
 struct asn_bf16_linear {
     int64_t n, k;
-    dnnl_engine_t engine;
-    dnnl_stream_t stream;
+    dnnl_engine_t engine;       // the shared engine
+    pthread_mutex_t lock;       // guards plans / nplans
     dnnl_memory_t weights;      // bf16 in the primitive's preferred layout
     dnnl_memory_desc_t wei_md;  // that layout
     plan_t plans[MAX_SHAPES];
     int nplans;
-    uint16_t *xbuf;             // bf16 copy of the current input
-    int64_t xcap;
     dnnl_memory_t bias;         // float32 [1, n], or NULL
     dnnl_memory_desc_t bias_md;
     int gelu;                   // exact-erf GELU fused after the bias
@@ -45,18 +75,23 @@ static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &p->src_md, &wany, l->bias ? &l->bias_md : NULL, &p->dst_md)) return -1;
     dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) || dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) {
+        if (attr) dnnl_primitive_attr_destroy(attr);
+        return -1;
+    }
     if (l->gelu) {
         dnnl_post_ops_t po = NULL;
-        int bad = dnnl_primitive_attr_create(&attr) || dnnl_post_ops_create(&po)
+        int bad = dnnl_post_ops_create(&po)
             || dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_gelu_erf, 0.f, 0.f)
             || dnnl_primitive_attr_set_post_ops(attr, po);
         if (po) dnnl_post_ops_destroy(po);
-        if (bad) { if (attr) dnnl_primitive_attr_destroy(attr); return -1; }
+        if (bad) { dnnl_primitive_attr_destroy(attr); return -1; }
     }
     dnnl_primitive_desc_t pd;
     int pdrc = dnnl_primitive_desc_create(&pd, &md, attr, l->engine, NULL);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_attr_destroy(attr);
     if (pdrc) return -1;
+    p->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     if (l->weights == NULL) {
         l->wei_md = *w;
@@ -80,7 +115,8 @@ asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *
     l->n = n;
     l->k = k;
     l->gelu = gelu;
-    if (dnnl_engine_create(&l->engine, dnnl_cpu, 0) || dnnl_stream_create(&l->stream, l->engine, dnnl_stream_default_flags)) {
+    l->engine = shared_engine();
+    if (!l->engine || !thread_stream() || pthread_mutex_init(&l->lock, NULL)) {
         free(l);
         return NULL;
     }
@@ -114,7 +150,7 @@ asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *
         && dnnl_primitive_create(&reorder, rpd) == dnnl_success;
     if (ok) {
         dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
-        ok = dnnl_primitive_execute(reorder, l->stream, 2, args) == dnnl_success && dnnl_stream_wait(l->stream) == dnnl_success;
+        ok = dnnl_primitive_execute(reorder, t_stream, 2, args) == dnnl_success && dnnl_stream_wait(t_stream) == dnnl_success;
     }
     if (reorder) dnnl_primitive_destroy(reorder);
     if (rpd) dnnl_primitive_desc_destroy(rpd);
@@ -130,25 +166,28 @@ asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *
 }
 
 int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y, int accumulate) {
-    if (m * l->k > l->xcap) {
-        free(l->xbuf);
-        l->xcap = m * l->k;
-        l->xbuf = malloc(sizeof(uint16_t) * l->xcap);
-        if (!l->xbuf) { l->xcap = 0; return -4; }
-    }
-    for (int64_t i = 0; i < m * l->k; i++) l->xbuf[i] = to_bf16(x[i]);
-    return asn_bf16_linear_run_converted(l, l->xbuf, m, y, accumulate);
+    uint16_t *xb = malloc(sizeof(uint16_t) * (size_t)(m * l->k));
+    if (!xb) return -4;
+    for (int64_t i = 0; i < m * l->k; i++) xb[i] = to_bf16(x[i]);
+    int rc = asn_bf16_linear_run_converted(l, xb, m, y, accumulate);
+    free(xb);
+    return rc;
 }
 
 int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate) {
     plan_t *p = NULL;
+    pthread_mutex_lock(&l->lock);
     for (int i = 0; i < l->nplans; i++) if (l->plans[i].m == m) p = &l->plans[i];
     if (!p) {
-        if (l->nplans == MAX_SHAPES) return -3;
+        if (l->nplans == MAX_SHAPES) { pthread_mutex_unlock(&l->lock); return -3; }
         p = &l->plans[l->nplans];
-        if (make_plan(l, m, p)) return -1;
+        if (make_plan(l, m, p)) { pthread_mutex_unlock(&l->lock); return -1; }
         l->nplans++;
     }
+    pthread_mutex_unlock(&l->lock);
+    dnnl_stream_t stream = thread_stream();
+    void *scratch = thread_scratch(dnnl_memory_desc_get_size(&p->scratch_md));
+    if (!stream || !scratch) return -4;
     float *out = y;
     float *tmp = NULL;
     if (accumulate) {
@@ -156,15 +195,18 @@ int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_
         if (!tmp) return -4;
         out = tmp;
     }
-    dnnl_memory_t s = NULL, d = NULL;
+    dnnl_memory_t s = NULL, d = NULL, sp = NULL;
     int rc = -1;
     if (dnnl_memory_create(&s, &p->src_md, l->engine, (void *)xb) == dnnl_success
-        && dnnl_memory_create(&d, &p->dst_md, l->engine, out) == dnnl_success) {
-        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, l->weights}, {DNNL_ARG_DST, d}, {DNNL_ARG_BIAS, l->bias}};
-        if (dnnl_primitive_execute(p->prim, l->stream, l->bias ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(l->stream) == dnnl_success) rc = 0;
+        && dnnl_memory_create(&d, &p->dst_md, l->engine, out) == dnnl_success
+        && dnnl_memory_create(&sp, &p->scratch_md, l->engine, scratch) == dnnl_success) {
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, l->weights}, {DNNL_ARG_DST, d}, {DNNL_ARG_SCRATCHPAD, sp},
+                                   {DNNL_ARG_BIAS, l->bias}};
+        if (dnnl_primitive_execute(p->prim, stream, l->bias ? 5 : 4, args) == dnnl_success && dnnl_stream_wait(stream) == dnnl_success) rc = 0;
     }
     if (s) dnnl_memory_destroy(s);
     if (d) dnnl_memory_destroy(d);
+    if (sp) dnnl_memory_destroy(sp);
     if (tmp) {
         if (rc == 0) for (int64_t i = 0; i < m * l->n; i++) y[i] += tmp[i];
         free(tmp);
@@ -177,9 +219,7 @@ void asn_bf16_linear_free(asn_bf16_linear *l) {
     for (int i = 0; i < l->nplans; i++) if (l->plans[i].prim) dnnl_primitive_destroy(l->plans[i].prim);
     if (l->weights) dnnl_memory_destroy(l->weights);
     if (l->bias) dnnl_memory_destroy(l->bias);
-    if (l->stream) dnnl_stream_destroy(l->stream);
-    if (l->engine) dnnl_engine_destroy(l->engine);
-    free(l->xbuf);
+    pthread_mutex_destroy(&l->lock);
     free(l);
 }
 
@@ -187,11 +227,6 @@ void asn_to_bf16(const float *src, uint16_t *dst, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i] * scale);
 }
 
-// Shared engine, a stream per thread, and a small cache of matmul primitives by shape.
-static dnnl_engine_t g_engine;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local dnnl_stream_t t_stream;
 
 typedef struct {
     int64_t key[7];
@@ -199,16 +234,11 @@ typedef struct {
     dnnl_memory_desc_t a, b, c, scratch;
 } gemm_plan_t;
 
-// User-managed scratchpads, one per thread: the library's shared scratchpad must not be used
-// by two threads executing primitives at once.
-static _Thread_local void *t_scratch;
-static _Thread_local size_t t_scratch_size;
 
 #define GEMM_CACHE 32
 static gemm_plan_t g_cache[GEMM_CACHE];
 static int g_cached;
 
-static void init_engine(void) { dnnl_engine_create(&g_engine, dnnl_cpu, 0); }
 
 static gemm_plan_t *gemm_plan(const int64_t key[7]) {
     pthread_mutex_lock(&g_lock);
@@ -251,19 +281,11 @@ static gemm_plan_t *gemm_plan(const int64_t key[7]) {
 
 int asn_bf16_gemm(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                   int trans_b, float *c, int64_t ldc) {
-    pthread_once(&g_once, init_engine);
-    if (!g_engine) return -1;
-    if (!t_stream && dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success) return -1;
+    if (!thread_stream()) return -1;
     int64_t key[7] = {m, n, k, lda, ldb, trans_b ? 1 : 0, ldc};
     gemm_plan_t *p = gemm_plan(key);
     if (!p) return -2;
-    size_t need = dnnl_memory_desc_get_size(&p->scratch);
-    if (need > t_scratch_size) {
-        free(t_scratch);
-        t_scratch = malloc(need);
-        t_scratch_size = t_scratch ? need : 0;
-        if (!t_scratch) return -4;
-    }
+    if (!thread_scratch(dnnl_memory_desc_get_size(&p->scratch))) return -4;
     dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
     int rc = -1;
     if (dnnl_memory_create(&ma, &p->a, g_engine, (void *)a) == dnnl_success
