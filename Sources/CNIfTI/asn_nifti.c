@@ -194,6 +194,30 @@ int asn_nifti_read(const char *path, int64_t max_bytes, asn_nifti_header *hdr, v
     int code = 0, version = 1;
     nifti_image *nim = open_checked(path, max_bytes, err, errlen, &code, &version);
     if (nim == NULL) return code;
+    if (nim->datatype == DT_FLOAT32 || nim->datatype == DT_FLOAT64) {
+        // nifti2_io's loader silently replaces NaN and infinite floats by 0, which would hide
+        // damaged data: floats are read as stored (the caller refuses non-finite values).
+        size_t bytes = (size_t)nim->nvox * (size_t)nim->nbyper;
+        void *buf = malloc(bytes ? bytes : 1);
+        znzFile fp = buf ? znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname)) : NULL;
+        int ok = buf && !znz_isnull(fp) && znzseek(fp, (znz_off_t)nim->iname_offset, SEEK_SET) >= 0
+            && znzread(buf, 1, bytes, fp) == bytes;
+        if (!znz_isnull(fp)) Xznzclose(&fp);
+        if (!ok) {
+            free(buf);
+            set_err(err, errlen, "voxel data truncated or corrupt (expected %lld bytes)", (long long)bytes);
+            nifti_image_free(nim);
+            return 6;
+        }
+        if (nim->byteorder != nifti_short_order()) {
+            if (nim->nbyper == 4) nifti_swap_4bytes((int64_t)nim->nvox, buf);
+            else nifti_swap_8bytes((int64_t)nim->nvox, buf);
+        }
+        fill_header(nim, version, hdr);
+        *data = buf;
+        nifti_image_free(nim);
+        return 0;
+    }
     if (nifti_image_load(nim) != 0 || nim->data == NULL) {
         set_err(err, errlen, "voxel data truncated or corrupt (expected %lld bytes)",
                 (long long)(nim->nvox * nim->nbyper));

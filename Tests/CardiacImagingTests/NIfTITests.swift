@@ -156,6 +156,25 @@ func sampleData(_ type: String, count: Int) -> VoxelData {
         #expect(msg2.contains("cannot read"), "\(msg2)")
     }
 
+    /// NaN or infinite voxels are damaged data: refused, with the voxel named. A non-finite
+    /// scl_slope means unscaled (as nibabel reads it), not a volume of NaNs.
+    @Test func nonFiniteVoxelsAreRefusedAndANaNSlopeMeansUnscaled() throws {
+        let dir = try makeTemporaryFolder()
+        defer { removeFolder(dir) }
+        for bad in [Float.nan, .infinity, -.infinity] {
+            var values = (0..<(5 * 4 * 3)).map { Float($0) }
+            values[2 * 20 + 1 * 5 + 3] = bad  // x 3, y 1, z 2
+            let v = Volume(shape: GridShape(5, 4, 3), geometry: obliqueGeometry(), data: .float32(values))
+            try NIfTI.write(v, to: "\(dir)/bad.nii.gz")
+            let msg = reason { _ = try NIfTI.read("\(dir)/bad.nii.gz") }
+            #expect(msg.contains("voxel (3, 1, 2) is \(bad)") && msg.contains("NaN or infinite"), "\(msg)")
+        }
+        let v = Volume(shape: GridShape(5, 4, 3), geometry: obliqueGeometry(), data: sampleData("int16", count: 60), slope: .nan, intercept: 7)
+        try NIfTI.write(v, to: "\(dir)/nanslope.nii")
+        let back = try NIfTI.read("\(dir)/nanslope.nii")
+        #expect(back.floats() == v.data.floats())
+    }
+
     @Test func twoDimensionalFileWhereThreeAreNeeded() throws {
         let dir = try makeTemporaryFolder()
         defer { removeFolder(dir) }

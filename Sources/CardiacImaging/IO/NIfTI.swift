@@ -33,6 +33,15 @@ public enum NIfTI {
         guard let data = VoxelData.copy(from: raw, datatype: hdr.datatype, count: shape.count) else {
             throw ImagingError.unsupported(path: path, reason: "datatype \(hdr.datatype)")
         }
+        // A NaN or infinite voxel is damaged data: no intensity window, stat or segmentation
+        // of it means anything, so the file is refused with the voxel named.
+        if let i = data.firstNonFinite() {
+            let plane = shape.nx * shape.ny, vol = plane * shape.nz
+            let (x, y, z, t) = (i % shape.nx, (i / shape.nx) % shape.ny, (i % vol) / plane, i / vol)
+            let value = data.floats(range: i..<(i + 1))[0]
+            throw ImagingError.unreadable(
+                path: path, reason: "voxel (\(x), \(y), \(z)\(shape.nt > 1 ? ", \(t)" : "")) is \(value): images with NaN or infinite values are not accepted")
+        }
         let spatial = spatialHeader(hdr)
         var timing: FrameTiming?
         if shape.nt > 1 {
@@ -42,7 +51,9 @@ public enum NIfTI {
         }
         return Volume(
             shape: shape, geometry: VolumeGeometry(nifti: spatial), data: data,
-            slope: hdr.scl_slope, intercept: hdr.scl_inter, timing: timing,
+            // A non-finite scale means unscaled (as nibabel reads it), not every voxel NaN.
+            slope: hdr.scl_slope.isFinite ? hdr.scl_slope : 0, intercept: hdr.scl_slope.isFinite && hdr.scl_inter.isFinite ? hdr.scl_inter : 0,
+            timing: timing,
             niftiVersion: Int(hdr.nifti_version), descrip: descripString(hdr))
     }
 

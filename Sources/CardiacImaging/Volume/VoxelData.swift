@@ -21,6 +21,15 @@ public enum VoxelData: Equatable, Sendable {
         }
     }
 
+    /// Index of the first NaN or infinite value (float storage only; integers are always finite).
+    public func firstNonFinite() -> Int? {
+        switch self {
+        case .float32(let a): a.firstIndex { !$0.isFinite }
+        case .float64(let a): a.firstIndex { !$0.isFinite }
+        default: nil
+        }
+    }
+
     /// The NIfTI DT_* code of this storage type.
     public var niftiDatatype: Int32 {
         switch self {
