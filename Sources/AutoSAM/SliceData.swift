@@ -48,19 +48,21 @@ public enum SliceData {
         try labels.validate(maxClass: maxClass)
         let side = 4 * encoder.config.gridSize
         let views = augment ? (plan.augmentation?.views ?? 0) : 0
-        var out: [TrainingSample] = []
+        // Every slice and view of the frame, encoded together (one per core).
+        var fields: [[Float]] = [], pending: [(key: String, v: Int, labels: [Int])] = []
         for k in 0..<image.shape.nz {
             let slice = try image.slice(k), labelSlice = labels.slice(k)
             let key = "\(name) slice \(k)"
-            let viewList = (0...views).map { v in v == 0 ? nil : plan.augmentation!.view(v, key: key) }
-            // The slice's views are encoded together, one per core.
-            let embeddings = encoder.embedAll(viewList.map { plan.window(slice, view: $0) }, plan: plan, cache: cache)
-            for (v, view) in viewList.enumerated() {
-                let y = plan.labels(labelSlice, side: side, view: view).map(Int.init)
-                out.append(TrainingSample(embedding: embeddings[v], labels: y, source: v == 0 ? key : "\(key) view \(v)", slice: key))
+            for v in 0...views {
+                let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
+                fields.append(plan.window(slice, view: view))
+                pending.append((key, v, plan.labels(labelSlice, side: side, view: view).map(Int.init)))
             }
         }
-        return out
+        let embeddings = encoder.embedAll(fields, plan: plan, cache: cache)
+        return zip(pending, embeddings).map { p, emb in
+            TrainingSample(embedding: emb, labels: p.labels, source: p.v == 0 ? p.key : "\(p.key) view \(p.v)", slice: p.key)
+        }
     }
 }
 
