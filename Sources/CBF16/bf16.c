@@ -19,7 +19,23 @@ static _Thread_local dnnl_stream_t t_stream;
 static _Thread_local void *t_scratch;
 static _Thread_local size_t t_scratch_size;
 
-static void init_engine(void) { dnnl_engine_create(&g_engine, dnnl_cpu, 0); }
+static pthread_key_t g_thread_key;
+
+// Worker threads come and go (libdispatch retires idle ones): a thread's stream and scratch
+// are released when it exits, so a long-running service does not leak them.
+static void thread_release(void *unused) {
+    (void)unused;
+    if (t_stream) dnnl_stream_destroy(t_stream);
+    t_stream = NULL;
+    free(t_scratch);
+    t_scratch = NULL;
+    t_scratch_size = 0;
+}
+
+static void init_engine(void) {
+    dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+    pthread_key_create(&g_thread_key, thread_release);
+}
 
 static dnnl_engine_t shared_engine(void) {
     pthread_once(&g_once, init_engine);
@@ -27,12 +43,18 @@ static dnnl_engine_t shared_engine(void) {
 }
 
 static dnnl_stream_t thread_stream(void) {
-    if (!t_stream && shared_engine()) dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags);
+    if (!t_stream && shared_engine()) {
+        // A non-NULL value makes the key's destructor run at thread exit.
+        pthread_setspecific(g_thread_key, (void *)1);
+        dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags);
+    }
     return t_stream;
 }
 
 static void *thread_scratch(size_t need) {
     if (need > t_scratch_size || !t_scratch) {
+        shared_engine();
+        pthread_setspecific(g_thread_key, (void *)1);
         free(t_scratch);
         t_scratch = malloc(need ? need : 1);
         t_scratch_size = t_scratch ? need : 0;
