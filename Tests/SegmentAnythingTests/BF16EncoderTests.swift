@@ -24,3 +24,22 @@ import Testing
         #expect(relativeError(out, fp32) > 1e-6, "bf16 ran in fp32")
     }
 }
+
+/// The MLP runs in row chunks when a grid has more tokens than a chunk (vit_b's 4096): the
+/// result must be the unchunked one.
+@Suite struct EncoderChunkingTests {
+    @Test func chunkedMLPEqualsOnePass() throws {
+        var c = SAMConfig.tiny
+        c.imageSize = 576  // 36 x 36 = 1296 tokens > 1024
+        let weights = RandomWeights.imageEncoder(c, seed: 3)
+        let chunked = try ImageEncoderViT(config: c, weights: weights)
+        var whole = try ImageEncoderViT(config: c, weights: RandomWeights.imageEncoder(c, seed: 3))
+        whole.mlpRowChunk = Int.max
+        var g = SplitMix64(seed: 9)
+        let image = Tensor(shape: [3, 576, 576], data: (0..<(3 * 576 * 576)).map { _ in Float(g.unit() * 4 - 2) })
+        let a = chunked(image), b = whole(image)
+        let scale = b.data.map(abs).max()!
+        let err = zip(a.data, b.data).map { abs($0 - $1) }.max()!
+        #expect(a.shape == b.shape && err <= 1e-5 * scale, "\(err) vs \(scale)")
+    }
+}
