@@ -6,7 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SHAPES 4
+#define MAX_SHAPES 8
+
+// oneDNN sizes a primitive's scratchpad (and splits its work) for the OpenMP thread count at
+// creation; executing it with more threads overruns the scratchpad. A primitive is therefore
+// made per (shape, thread count): inside our parallel regions a worker runs with 1 thread,
+// outside with all of them, and the same layer runs in both (a lone slice, several slices).
+int omp_get_max_threads(void);
 
 // One engine for every primitive, a stream per thread, and user-managed scratchpads, one per
 // thread: the library's shared scratchpad must not be used by two threads executing
@@ -64,6 +70,7 @@ static void *thread_scratch(size_t need) {
 
 typedef struct {
     int64_t m;
+    int nthr;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src_md, dst_md, scratch_md;
 } plan_t;
@@ -92,7 +99,9 @@ static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
     dnnl_dims_t sd = {m, l->k}, wd = {l->k, l->n}, dd = {m, l->n};
     dnnl_memory_desc_t wany;
     if (dnnl_memory_desc_init_by_tag(&p->src_md, 2, sd, dnnl_bf16, dnnl_ab)) return -1;
-    if (dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_bf16, dnnl_format_tag_any)) return -1;
+    // Later plans take the layout the weights already have.
+    if (l->weights) wany = l->wei_md;
+    else if (dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_bf16, dnnl_format_tag_any)) return -1;
     if (dnnl_memory_desc_init_by_tag(&p->dst_md, 2, dd, dnnl_f32, dnnl_ab)) return -1;
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &p->src_md, &wany, l->bias ? &l->bias_md : NULL, &p->dst_md)) return -1;
@@ -124,6 +133,7 @@ static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
     int rc = dnnl_primitive_create(&p->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     p->m = m;
+    p->nthr = omp_get_max_threads();
     return rc ? -1 : 0;
 }
 
@@ -198,8 +208,9 @@ int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y,
 
 int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate) {
     plan_t *p = NULL;
+    int nthr = omp_get_max_threads();
     pthread_mutex_lock(&l->lock);
-    for (int i = 0; i < l->nplans; i++) if (l->plans[i].m == m) p = &l->plans[i];
+    for (int i = 0; i < l->nplans; i++) if (l->plans[i].m == m && l->plans[i].nthr == nthr) p = &l->plans[i];
     if (!p) {
         if (l->nplans == MAX_SHAPES) { pthread_mutex_unlock(&l->lock); return -3; }
         p = &l->plans[l->nplans];
@@ -251,18 +262,18 @@ void asn_to_bf16(const float *src, uint16_t *dst, int64_t n, float scale) {
 
 
 typedef struct {
-    int64_t key[7];
+    int64_t key[8];
     dnnl_primitive_t prim;
     dnnl_memory_desc_t a, b, c, scratch;
 } gemm_plan_t;
 
 
-#define GEMM_CACHE 32
+#define GEMM_CACHE 64
 static gemm_plan_t g_cache[GEMM_CACHE];
 static int g_cached;
 
 
-static gemm_plan_t *gemm_plan(const int64_t key[7]) {
+static gemm_plan_t *gemm_plan(const int64_t key[8]) {
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < g_cached; i++) {
         if (memcmp(g_cache[i].key, key, sizeof g_cache[i].key) == 0) {
@@ -304,7 +315,7 @@ static gemm_plan_t *gemm_plan(const int64_t key[7]) {
 int asn_bf16_gemm(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                   int trans_b, float *c, int64_t ldc) {
     if (!thread_stream()) return -1;
-    int64_t key[7] = {m, n, k, lda, ldb, trans_b ? 1 : 0, ldc};
+    int64_t key[8] = {m, n, k, lda, ldb, trans_b ? 1 : 0, ldc, omp_get_max_threads()};
     gemm_plan_t *p = gemm_plan(key);
     if (!p) return -2;
     if (!thread_scratch(dnnl_memory_desc_get_size(&p->scratch))) return -4;
