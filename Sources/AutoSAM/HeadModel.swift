@@ -106,20 +106,13 @@ public struct Segmenter {
         let plan = metadata.plan
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
         let plane = frame.shape.nx * frame.shape.ny
-        let slices = try (0..<frame.shape.nz).map { try frame.slice($0) }
-        // Slices on all cores, one slice per core at a time (encoder and head single-threaded
-        // inside): better throughput than splitting each slice's operations (PERFORMANCE.md).
-        var perSlice = [[UInt8]](repeating: [], count: slices.count)
-        perSlice.withUnsafeMutableBufferPointer { out in
-            let o = out.baseAddress!
-            Parallel.forEach(slices.count) { k in
-                let slice = slices[k]
-                let emb = encoder.embed(plan.window(slice), plan: plan, cache: cache)
-                let logits = Autograd.withoutGrad { head.forward(Variable(emb)) }.value
-                o[k] = plan.labelsOnSlice(logits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
-            }
+        for k in 0..<frame.shape.nz {
+            let slice = try frame.slice(k)
+            let emb = encoder.embed(plan.window(slice), plan: plan, cache: cache)
+            let logits = Autograd.withoutGrad { head.forward(Variable(emb)) }.value
+            let sliceLabels = plan.labelsOnSlice(logits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
+            labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: sliceLabels)
         }
-        for k in slices.indices { labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: perSlice[k]) }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
     }
 }
