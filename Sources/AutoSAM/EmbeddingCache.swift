@@ -8,7 +8,8 @@ import Tensor
 /// a damaged entry is detected, removed and recomputed, never trusted.
 public final class EmbeddingCache: @unchecked Sendable {
     public let folder: String
-    /// Counters (safe to read and bump from several threads: slices are encoded in parallel).
+    /// Counters, safe to read and bump from several threads (the experiment and the service
+    /// share one cache object between their work).
     public var hits: Int { counts.withLock { $0.hits } }
     public var misses: Int { counts.withLock { $0.misses } }
     public var repaired: Int { counts.withLock { $0.repaired } }

@@ -43,14 +43,16 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     }
 
     /// Our default: a robust intensity window (0.5 / 99.5 percentiles, against bright
-    /// outliers), a 224 mm field around the slice centre, and augmented training views.
-    public static func robust(encoderSize: Int) -> PreprocessingPlan {
+    /// outliers), a 224 mm field around the slice centre, and augmented training views
+    /// (`views` per slice when given, each one encoder run per slice).
+    public static func robust(encoderSize: Int, views: Int? = nil) -> PreprocessingPlan {
         var p = paper(encoderSize: encoderSize)
         p.lowerPercentile = 0.5
         p.upperPercentile = 99.5
         p.fieldOfViewMM = 224
         p.augmentation = Augmentation()
         p.standardizeEmbeddings = true
+        if let views { p.augmentation?.views = views }
         return p
     }
 
@@ -282,8 +284,9 @@ public struct Augmentation: Codable, Equatable, Sendable {
     /// Rotation range (+-), about the field centre. The full circle, as nnU-Net's default
     /// for 2D: the heart's in-plane orientation varies with the scanner's slice planning
     /// (the phantoms draw it uniformly), and with +-20 degrees a head trained on one or five
-    /// volumes had seen only a sector of the orientations it was tested on (docs/EXPERIMENT.md:
-    /// one-volume CNN head 30.2 -> 46.9 mean Dice, five volumes 70.0 -> 84.1).
+    /// volumes had seen only a sector of the orientations it was tested on (docs/ARCHITECTURE.md:
+    /// one-volume CNN head 30.2 -> 46.9 mean Dice; five volumes, the experiment's split,
+    /// 70.0 -> 76.3).
     public var rotationDegrees = 180.0
     /// Isotropic scale range (heart sizes vary about 1.8x between patients).
     public var scaleRange = [0.7, 1.4]

@@ -108,9 +108,8 @@ public enum HeadSetup {
     /// pretrained mask decoder (it expects the raw embedding).
     /// `views` overrides the plan's augmented views per slice (each one encoder run per slice).
     public static func plan(for encoder: FrozenEncoder, head: HeadKind, views: Int? = nil) -> PreprocessingPlan {
-        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize)
+        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize, views: views)
         if head == .autosam && !encoder.isRandom { p.standardizeEmbeddings = false }
-        if let views { p.augmentation?.views = views }
         return p
     }
 

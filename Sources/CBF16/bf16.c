@@ -11,13 +11,13 @@
 // oneDNN sizes a primitive's scratchpad (and splits its work) for the OpenMP thread count at
 // creation; executing it with more threads overruns the scratchpad. A primitive is therefore
 // made per (shape, thread count): inside our parallel regions a worker runs with 1 thread,
-// outside with all of them, and the same layer runs in both (a lone slice, several slices).
+// outside with all of them, and the same layer can run in both.
 int omp_get_max_threads(void);
 
 // One engine for every primitive, a stream per thread, and user-managed scratchpads, one per
 // thread: the library's shared scratchpad must not be used by two threads executing
 // primitives at once. So any primitive here may run on several threads at the same time
-// (the segmenter encodes several slices at once).
+// (global attention runs its row blocks on all cores).
 static dnnl_engine_t g_engine;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -68,9 +68,7 @@ public final class ExperimentRunner {
     /// views included when `augment` is set, as `autosam fit` does). Its samples stay raw
     /// (no embedding statistics); each head completes its own plan (`HeadSetup.plan`).
     public static func plan(for encoder: FrozenEncoder, views: Int? = nil) -> PreprocessingPlan {
-        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize)
-        if let views { p.augmentation?.views = views }
-        return p
+        .robust(encoderSize: encoder.config.imageSize, views: views)
     }
 
     struct TestVolume {
