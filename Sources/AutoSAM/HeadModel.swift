@@ -89,6 +89,9 @@ public struct Segmenter {
     public let metadata: HeadMetadata
     public let encoder: FrozenEncoder
     public let cache: EmbeddingCache?
+    /// Inference views per slice (1...64; callers check user input); nil = the plan's
+    /// `testTimeRotations`.
+    public var testTimeRotations: Int?
 
     public init(head: SegmentationHead, metadata: HeadMetadata, encoder: FrozenEncoder, cache: EmbeddingCache? = nil) throws {
         guard encoder.identity == metadata.encoder else {
@@ -104,13 +107,16 @@ public struct Segmenter {
     /// Labels for one 3D frame, on exactly the frame's grid.
     public func segment(_ frame: Volume) throws -> LabelMap {
         let plan = metadata.plan
+        let rotations = min(max(testTimeRotations ?? plan.testTimeRotations, 1), 64)
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
         let plane = frame.shape.nx * frame.shape.ny
         for k in 0..<frame.shape.nz {
             let slice = try frame.slice(k)
-            let emb = encoder.embed(plan.window(slice), plan: plan, cache: cache)
-            let logits = Autograd.withoutGrad { head.forward(Variable(emb)) }.value
-            let sliceLabels = plan.labelsOnSlice(logits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
+            let logits = plan.inferenceWindows(slice, rotations: rotations).map { window in
+                let emb = encoder.embed(window, plan: plan, cache: cache)
+                return Autograd.withoutGrad { head.forward(Variable(emb)) }.value
+            }
+            let sliceLabels = plan.labelsOnSlice(viewLogits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
             labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: sliceLabels)
         }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)

@@ -34,6 +34,10 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     /// pretrained mask decoder, which expects the raw embedding.
     public var standardizeEmbeddings = false
     public var embeddingStatistics: ChannelStatistics?
+    /// Inference views per slice: the plain field and its rotations about the field centre by
+    /// multiples of 360 / n degrees; the head's class probabilities are averaged on the slice
+    /// grid (test-time augmentation). Each view costs one encoder run per slice.
+    public var testTimeRotations = 1
 
     /// The paper's preprocessing: the whole slice, min-max, 256-pixel slices, no augmentation.
     public static func paper(encoderSize: Int) -> PreprocessingPlan {
@@ -58,7 +62,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case sliceSize, encoderSize, lowerPercentile, upperPercentile, pixelMean, pixelStd, fieldOfViewMM, augmentation
-        case standardizeEmbeddings, embeddingStatistics
+        case standardizeEmbeddings, embeddingStatistics, testTimeRotations
     }
 
     public init(
@@ -89,6 +93,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         try c.encodeIfPresent(augmentation, forKey: .augmentation)
         if standardizeEmbeddings { try c.encode(true, forKey: .standardizeEmbeddings) }
         try c.encodeIfPresent(embeddingStatistics, forKey: .embeddingStatistics)
+        if testTimeRotations != 1 { try c.encode(testTimeRotations, forKey: .testTimeRotations) }
     }
 
     /// Plans saved before the field and augmentation existed read as the whole slice.
@@ -104,9 +109,10 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         augmentation = try c.decodeIfPresent(Augmentation.self, forKey: .augmentation)
         standardizeEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .standardizeEmbeddings) ?? false
         embeddingStatistics = try c.decodeIfPresent(ChannelStatistics.self, forKey: .embeddingStatistics)
+        testTimeRotations = try c.decodeIfPresent(Int.self, forKey: .testTimeRotations) ?? 1
         guard sliceSize > 0, encoderSize > 0, pixelMean.count == 3, pixelStd.count == 3,
             0 <= lowerPercentile, lowerPercentile < upperPercentile, upperPercentile <= 100,
-            fieldOfViewMM.map({ $0 > 0 }) ?? true
+            fieldOfViewMM.map({ $0 > 0 }) ?? true, (1...64).contains(testTimeRotations)
         else {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "preprocessing plan has out-of-range values"))
         }
@@ -177,6 +183,43 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     public func labelsOnSlice(logits: Tensor, width: Int, height: Int, spacing: SIMD2<Double>) -> [UInt8] {
         field(width: width, height: height, spacing: spacing).backProject(logits, width: width, height: height)
     }
+
+    // MARK: Test-time rotations
+
+    /// Inference view `r` of `n`: the plain field (r = 0) or its rotation by r * 360 / n degrees,
+    /// with no change of scale, position or intensity.
+    func inferenceView(_ r: Int, of n: Int) -> AugmentedView? {
+        r == 0 ? nil : AugmentedView(
+            rotation: 2 * .pi * Double(r) / Double(n), scale: 1, shiftMM: .zero, mirror: false, brightness: 0, gamma: 1,
+            noise: 0, noiseSeed: 0)
+    }
+
+    /// The windowed fields of a slice's `rotations` inference views (the first is the plain one).
+    public func inferenceWindows(_ slice: Slice2D<Float>, rotations: Int) -> [[Float]] {
+        (0..<max(1, rotations)).map { window(slice, view: inferenceView($0, of: max(1, rotations))) }
+    }
+
+    /// Labels on the slice grid from the head's logits for each of `inferenceWindows`' views:
+    /// one view is `labelsOnSlice(logits:...)`; several average their class probabilities
+    /// (softmax of each view's logits mapped back onto the slice; outside a view's field a pixel
+    /// counts as background in that view), then argmax.
+    public func labelsOnSlice(viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>) -> [UInt8] {
+        precondition(!viewLogits.isEmpty)
+        if viewLogits.count == 1 { return labelsOnSlice(logits: viewLogits[0], width: width, height: height, spacing: spacing) }
+        let k = viewLogits[0].shape[0], plane = width * height
+        var sum = [Float](repeating: 0, count: k * plane)
+        for (r, logits) in viewLogits.enumerated() {
+            field(width, height, spacing, view: inferenceView(r, of: viewLogits.count))
+                .accumulateProbabilities(logits, width: width, height: height, into: &sum)
+        }
+        var out = [UInt8](repeating: 0, count: plane)
+        for i in 0..<plane {
+            var best = 0
+            for c in 1..<k where sum[c * plane + i] > sum[best * plane + i] { best = c }
+            out[i] = UInt8(best)
+        }
+        return out
+    }
 }
 
 /// A 2D map from a square field's normalised coordinates u in [-0.5, 0.5]^2 to slice pixel
@@ -235,23 +278,47 @@ public struct FieldTransform: Sendable, Equatable {
         return out
     }
 
+    /// Calls `body(pixel index, tap into an S x S plane)` for every pixel of a width x height
+    /// slice that lies inside this field (of side S).
+    private func forEachPixelInField(width: Int, height: Int, side: Int, _ body: (Int, BilinearTap) -> Void) {
+        for y in 0..<height {
+            for x in 0..<width {
+                let u = inverse(SIMD2(Double(x) + 0.5, Double(y) + 0.5))
+                guard abs(u.x) <= 0.5, abs(u.y) <= 0.5 else { continue }
+                body(y * width + x, BilinearTap(x: (u.x + 0.5) * Double(side) - 0.5, y: (u.y + 0.5) * Double(side) - 0.5, width: side, height: side))
+            }
+        }
+    }
+
     /// Argmax labels on the slice grid of logits [K, S, S] given over this field.
     func backProject(_ logits: Tensor, width: Int, height: Int) -> [UInt8] {
         let k = logits.shape[0], side = logits.shape[1], plane = side * side
         var out = [UInt8](repeating: 0, count: width * height)
         var scores = [Float](repeating: 0, count: k)
-        for y in 0..<height {
-            for x in 0..<width {
-                let u = inverse(SIMD2(Double(x) + 0.5, Double(y) + 0.5))
-                guard abs(u.x) <= 0.5, abs(u.y) <= 0.5 else { continue }
-                let tap = BilinearTap(x: (u.x + 0.5) * Double(side) - 0.5, y: (u.y + 0.5) * Double(side) - 0.5, width: side, height: side)
-                for c in 0..<k { scores[c] = tap.sample(logits.data, offset: c * plane) }
-                var best = 0
-                for c in 1..<k where scores[c] > scores[best] { best = c }
-                out[y * width + x] = UInt8(best)
-            }
+        forEachPixelInField(width: width, height: height, side: side) { i, tap in
+            for c in 0..<k { scores[c] = tap.sample(logits.data, offset: c * plane) }
+            var best = 0
+            for c in 1..<k where scores[c] > scores[best] { best = c }
+            out[i] = UInt8(best)
         }
         return out
+    }
+
+    /// Adds the class probabilities on the slice grid (softmax of the bilinear logits [K, S, S]
+    /// given over this field) to `sum` [K, height * width]; outside the field: background.
+    func accumulateProbabilities(_ logits: Tensor, width: Int, height: Int, into sum: inout [Float]) {
+        let k = logits.shape[0], side = logits.shape[1], plane = side * side, slicePlane = width * height
+        var inside = [Bool](repeating: false, count: slicePlane)
+        var scores = [Float](repeating: 0, count: k)
+        forEachPixelInField(width: width, height: height, side: side) { i, tap in
+            inside[i] = true
+            var top = -Float.infinity
+            for c in 0..<k { scores[c] = tap.sample(logits.data, offset: c * plane); top = max(top, scores[c]) }
+            var total: Float = 0
+            for c in 0..<k { scores[c] = expf(scores[c] - top); total += scores[c] }
+            for c in 0..<k { sum[c * slicePlane + i] += scores[c] / total }
+        }
+        for i in 0..<slicePlane where !inside[i] { sum[i] += 1 }
     }
 }
 
@@ -332,6 +399,7 @@ struct AugmentedView {
     var noiseSeed: UInt64
 
     func adjustIntensity(_ v: inout [Float]) {
+        guard gamma != 1 || brightness != 0 || noise > 0 else { return }
         var g = SplitMix64(seed: noiseSeed)
         for i in v.indices {
             var x = powf(max(v[i], 0) / 255, gamma) * 255 + brightness

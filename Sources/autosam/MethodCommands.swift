@@ -25,6 +25,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
     @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
     @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
+    @Option(help: "Inference views per slice saved in the model's plan: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default 1; each is one encoder run per slice).") var testRotations: Int?
 
     func run() throws {
         // Checked before any work: the model is saved only after training.
@@ -33,6 +34,7 @@ struct FitCommand: ParsableCommand {
         }
         guard patience > 0, epochs > 0 else { throw ValidationError("--epochs and --patience must be positive") }
         if let views, !(1...256).contains(views) { throw ValidationError("--views must be 1...256") }
+        if let testRotations, !(1...64).contains(testRotations) { throw ValidationError("--test-rotations must be 1...64") }
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {
             guard let list else { return [] }
@@ -56,6 +58,7 @@ struct FitCommand: ParsableCommand {
             plan = meta.plan
             initial = h
         }
+        if let testRotations { plan.testTimeRotations = testRotations }
         let cacheStore = try EmbeddingCache(folder: cache)
         let start = Date()
         var trainS = try SliceData.samples(patients: trainP, plan: plan, encoder: enc, cache: cacheStore, augment: !noAugment) { print($0); fflush(nil) }
@@ -92,7 +95,7 @@ struct FitCommand: ParsableCommand {
 
 /// A model folder (or the embedded default) with its encoder: the given checkpoint, or for a
 /// head trained on seeded random weights, that size again.
-func loadSegmenter(model: String?, encoder: String?) throws -> Segmenter {
+func loadSegmenter(model: String?, encoder: String?, testRotations: Int? = nil) throws -> Segmenter {
     let (head, meta) = try HeadModel.load(try model ?? DefaultModel.directory())
     let source: String
     if let encoder {
@@ -102,7 +105,12 @@ func loadSegmenter(model: String?, encoder: String?) throws -> Segmenter {
     } else {
         throw ValidationError("the model was trained on encoder \(meta.encoder): give its checkpoint with --encoder PATH")
     }
-    return try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: source))
+    if let testRotations, !(1...64).contains(testRotations) {
+        throw ValidationError("--test-rotations must be 1...64, not \(testRotations)")
+    }
+    var seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: source))
+    seg.testTimeRotations = testRotations
+    return seg
 }
 
 struct SegmentCommand: ParsableCommand {
@@ -112,10 +120,11 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Model folder made by autosam fit (default: the embedded default head).") var model: String?
     @Option(help: "Encoder checkpoint the model was trained on (not needed for a random-weight size such as demo).") var encoder: String?
     @Argument(help: "Input: a 3D .nii/.nii.gz, or an ACDC patient folder.") var input: String
+    @Option(help: "Inference views per slice: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default: the model's plan).") var testRotations: Int?
     @Option(help: "Output label map (.nii.gz), or an output folder for a patient.") var out: String
 
     func run() throws {
-        let seg = try loadSegmenter(model: model, encoder: encoder)
+        let seg = try loadSegmenter(model: model, encoder: encoder, testRotations: testRotations)
         if FileManager.default.fileExists(atPath: input + "/Info.cfg") {
             let p = try ACDCPatient(folder: input)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -142,9 +151,10 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "ACDC-layout dataset folder.") var data: String
     @Option(help: "Patients, comma-separated (default: all not used in training).") var patients: String?
     @Option(help: "Write per-volume results as JSON here.") var json: String?
+    @Option(help: "Inference views per slice: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default: the model's plan).") var testRotations: Int?
 
     func run() throws {
-        let seg = try loadSegmenter(model: model, encoder: encoder)
+        let seg = try loadSegmenter(model: model, encoder: encoder, testRotations: testRotations)
         let meta = seg.metadata
         var list = try ACDCDataset.patients(in: data)
         if let patients { let ids = Set(patients.split(separator: ",").map(String.init)); list = list.filter { ids.contains($0.id) } }

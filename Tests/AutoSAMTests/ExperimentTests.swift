@@ -98,6 +98,9 @@ import Testing
         #expect(throws: ExperimentError.self) { _ = try ExperimentConfig.parseVolumes("1,0") }
         #expect(try ExperimentConfig.parseVolumes("5,1,5") == [1, 5])
         #expect(ExperimentError.unknownHead("vit").description.contains("autosam, cnn, linear"))
+        var rotations = ExperimentConfig()
+        rotations.testRotations = 0
+        #expect(throws: ExperimentError.badOption("--test-rotations must be 1...64")) { try rotations.validate() }
     }
 
     @Test func missingGroundTruthAndTooFewPatientsFailBeforeAnyWork() throws {
@@ -191,22 +194,29 @@ import Testing
         c.validationPatients = 1
         c.epochs = 1
         c.augment = false  // (augmented views: PreprocessingTests; here, the run's outputs)
+        c.testRotations = 2  // test slices are also segmented turned by 180 degrees
         c.unetSize = 32
         c.unetChannels = [4, 8]
         var lines: [String] = []
         let summary = try ExperimentRunner(config: c, data: data, out: out, cache: out + "/cache") { lines.append($0) }.run()
 
         // Slices of the three patients' ED + ES frames: every one encoded exactly once, shared
-        // by the three heads and the box baseline.
-        var slices = 0
-        for p in try ACDCDataset.patients(in: data) {
-            for f in Set([p.info.ed, p.info.es]) { slices += try p.labelledFrame(f).image.shape.nz }
-        }
-        let cached = try FileManager.default.contentsOfDirectory(atPath: out + "/cache").filter { $0.hasSuffix(".emb") }
-        #expect(cached.count == slices)
-        #expect(summary.cache["computed"] == slices)
-
+        // by the three heads and the box baseline; the test patient's slices once more, turned
+        // (the second test-time view).
         let split = summary.split
+        var slices = 0, testSlices = 0
+        for p in try ACDCDataset.patients(in: data) {
+            for f in Set([p.info.ed, p.info.es]) {
+                let n = try p.labelledFrame(f).image.shape.nz
+                slices += n
+                if split.test.contains(p.id) { testSlices += n }
+            }
+        }
+        #expect(testSlices > 0)
+        let cached = try FileManager.default.contentsOfDirectory(atPath: out + "/cache").filter { $0.hasSuffix(".emb") }
+        #expect(cached.count == slices + testSlices)
+        #expect(summary.cache["computed"] == slices + testSlices)
+        #expect(summary.config.testRotations == 2)
         #expect(Set(split.test).isDisjoint(with: split.folds[0].train + split.folds[0].validation))
         // results.csv: header + (4 trained methods + box) x 2 test volumes (ED, ES).
         let csv = try String(contentsOfFile: out + "/results.csv", encoding: .utf8).split(separator: "\n")

@@ -170,5 +170,46 @@ import Testing
             #expect(HeadSetup.plan(for: checkpoint, head: kind).standardizeEmbeddings == (kind != .autosam))
         }
     }
-}
 
+    /// Test-time rotations: view r of n is the plain field turned by r * 360 / n degrees (a half
+    /// turn of the plain window is the window reversed); consistent views give back the labels;
+    /// the count is saved with the plan only when it is not 1, does not change cache keys, and
+    /// an impossible count is refused.
+    @Test func testTimeRotations() throws {
+        var plan = PreprocessingPlan.robust(encoderSize: 256)
+        plan.fieldOfViewMM = 120
+        plan.lowerPercentile = 0
+        plan.upperPercentile = 100
+        let s = labelSlice()
+        let image = Slice2D<Float>(width: s.width, height: s.height, pixels: s.pixels.map { Float($0) * 100 }, spacing: s.spacing)
+        let windows = plan.inferenceWindows(image, rotations: 4)
+        #expect(windows.count == 4 && windows[0] == plan.window(image))
+        let halfTurn = windows[2], plain = windows[0]
+        let worst = zip(halfTurn, plain.reversed()).map { abs($0 - $1) }.max() ?? 0
+        #expect(worst < 1e-2, "\(worst)")
+        #expect(windows[1] != plain && windows[3] != plain)
+        // Each view's logits: its own field's labels, one-hot. Back on the slice they agree.
+        let side = plan.sliceSize
+        let views = (0..<4).map { oneHot(plan.labels(s, side: side, view: plan.inferenceView($0, of: 4)), side: side) }
+        let back = plan.labelsOnSlice(viewLogits: views, width: s.width, height: s.height, spacing: s.spacing)
+        for c: UInt8 in 1...3 { #expect(dice(back, s.pixels, c) > 0.97, "class \(c): \(dice(back, s.pixels, c))") }
+        // Views that disagree: the majority wins (three say LV everywhere, one says RV).
+        var lv = Tensor(zeros: [4, side, side]), rv = Tensor(zeros: [4, side, side])
+        for i in 0..<(side * side) { lv.data[3 * side * side + i] = 5; rv.data[side * side + i] = 5 }
+        let vote = plan.labelsOnSlice(viewLogits: [rv, lv, lv, lv], width: s.width, height: s.height, spacing: s.spacing)
+        #expect(vote[35 * s.width + 40] == 3)
+        // Saved only when not 1; no effect on the embedding cache key; bad counts refused.
+        let plainKeys = try #require(try JSONSerialization.jsonObject(with: JSONEncoder().encode(plan)) as? [String: Any]).keys
+        #expect(!plainKeys.contains("testTimeRotations"))
+        var rotated = plan
+        rotated.testTimeRotations = 4
+        #expect(try JSONDecoder().decode(PreprocessingPlan.self, from: JSONEncoder().encode(rotated)) == rotated)
+        let pixels: [Float] = [1, 2, 3]
+        #expect(EmbeddingCache.key(encoder: "e", plan: rotated, pixels: pixels) == EmbeddingCache.key(encoder: "e", plan: plan, pixels: pixels))
+        for n in [0, 65] {
+            rotated.testTimeRotations = n
+            let data = try JSONEncoder().encode(rotated)
+            #expect(throws: DecodingError.self) { _ = try JSONDecoder().decode(PreprocessingPlan.self, from: data) }
+        }
+    }
+}

@@ -79,6 +79,9 @@ public struct ExperimentConfig: Codable, Sendable {
     public var augment = true
     /// Augmented views per slice (nil: the plan's default).
     public var views: Int?
+    /// Inference views per test slice (`PreprocessingPlan.testTimeRotations`), for every head
+    /// and the UNet.
+    public var testRotations = 1
     /// Training epochs (the paper: 120) and early-stopping patience.
     public var epochs = 120
     public var patience = 30
@@ -137,6 +140,7 @@ public struct ExperimentConfig: Codable, Sendable {
         guard validationPatients >= 0 else { throw ExperimentError.badOption("--validation must be 0 or more") }
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
         if let views, !(1...256).contains(views) { throw ExperimentError.badOption("--views must be 1...256") }
+        guard (1...64).contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be 1...64") }
         guard unetSize >= 16, unetSize % 8 == 0 else { throw ExperimentError.badOption("--unet-size must be a multiple of 8, at least 16") }
         guard volumes.allSatisfy({ $0 >= 1 }), !volumes.isEmpty else { throw ExperimentError.badOption("--volumes must list positive integers") }
     }

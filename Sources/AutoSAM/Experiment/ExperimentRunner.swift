@@ -92,7 +92,8 @@ public final class ExperimentRunner {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         let encoder = try FrozenEncoder(source: config.encoder)
-        let plan = Self.plan(for: encoder, views: config.views)
+        var plan = Self.plan(for: encoder, views: config.views)
+        plan.testTimeRotations = config.testRotations
         let cache = try EmbeddingCache(folder: cacheFolder)
         let needsDecoder = config.heads.contains(.autosam) || config.boxPrompt
         let samTensors = needsDecoder ? try encoder.samTensors() : [:]
@@ -181,6 +182,7 @@ public final class ExperimentRunner {
                         (train, val) = embedded!
                         // The shared samples are raw; each head standardises its own copy.
                         headPlan = HeadSetup.plan(for: encoder, head: kind, views: config.views)
+                        headPlan.testTimeRotations = config.testRotations
                         SliceData.standardizeForTraining(train: &train, validation: &val, plan: &headPlan)
                         model = try HeadSetup.freshHead(kind, encoder: encoder, sam: samTensors, seed: seed)
                     case .unet:

@@ -108,16 +108,20 @@ public final class UNet: SegmentationHead {
         return out
     }
 
-    /// Labels of a 3D frame on exactly its grid: logits over the plan's field, mapped back onto
-    /// each slice and argmaxed by the plan (as `Segmenter` does for the heads).
+    /// Labels of a 3D frame on exactly its grid: logits over the plan's field (and its
+    /// test-time rotations), mapped back onto each slice and argmaxed by the plan (as
+    /// `Segmenter` does for the heads).
     public func segment(_ frame: Volume, plan: PreprocessingPlan, side: Int) throws -> LabelMap {
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
         let plane = frame.shape.nx * frame.shape.ny
         for k in 0..<frame.shape.nz {
             let slice = try frame.slice(k)
-            let logits = Autograd.withoutGrad { forward(Variable(Self.input(slice, plan: plan, side: side))) }.value
+            let n = plan.testTimeRotations
+            let logits = (0..<n).map { r in
+                Autograd.withoutGrad { forward(Variable(Self.input(slice, plan: plan, side: side, view: plan.inferenceView(r, of: n)))) }.value
+            }
             labels.replaceSubrange((k * plane)..<((k + 1) * plane),
-                                   with: plan.labelsOnSlice(logits: logits, width: slice.width, height: slice.height, spacing: slice.spacing))
+                                   with: plan.labelsOnSlice(viewLogits: logits, width: slice.width, height: slice.height, spacing: slice.spacing))
         }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
     }
