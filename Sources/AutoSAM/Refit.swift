@@ -189,6 +189,7 @@ public struct RefitOptions: Sendable {
         training = TrainingOptions()
         training.epochs = 40
         training.patience = 15
+        training.minimumEpochSamples = TrainingOptions.fewShotEpochSamples
     }
 }
 

@@ -111,6 +111,7 @@ extension ServiceDaemon {
                 version: models.storeVersionServed, head: serving.segmenter.head, metadata: serving.segmenter.metadata)
             var options = RefitOptions()
             options.training.epochs = config.refitEpochs
+            options.training.minimumEpochSamples = config.refitEpochSamples
             options.tolerance = config.refitTolerance
             let outcome = try Refit.run(
                 training: try trainingStore(), models: try ModelStore(root: config.modelsPath), current: current, encoder: encoder,

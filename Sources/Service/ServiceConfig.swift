@@ -72,6 +72,8 @@ public struct ServiceConfig: Sendable {
     /// A candidate is promoted unless its validation Dice is below the current head's by more.
     public var refitTolerance = 0.01
     public var refitEpochs = 60
+    /// Fewest training samples per refit epoch (0: one view per slice).
+    public var refitEpochSamples = 100  // TrainingOptions.fewShotEpochSamples
     /// Labelled volumes kept aside as the fixed validation pool (the first ones received).
     public var refitValidationVolumes = 1
 
@@ -137,6 +139,7 @@ public struct ServiceConfig: Sendable {
         ("refit", "interval_hours", { $0.refitIntervalHours = try $1.double(min: 0) }),
         ("refit", "tolerance", { $0.refitTolerance = try $1.double(min: 0) }),
         ("refit", "epochs", { $0.refitEpochs = try $1.int(min: 1) }),
+        ("refit", "epoch_samples", { $0.refitEpochSamples = try $1.int(min: 0) }),
         ("refit", "validation_volumes", { $0.refitValidationVolumes = try $1.int(min: 1) }),
         ("log", "level", { $0.logLevel = LogLevel(rawValue: try $1.oneOf(["debug", "info", "warning", "error"]))! }),
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),

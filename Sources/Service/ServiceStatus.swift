@@ -102,7 +102,7 @@ extension ServiceConfig {
             "segmentation.frames = \(frames.rawValue)",
             "series_rules.min_phases = \(seriesRules.minPhases)", "series_rules.min_slices = \(seriesRules.minSlices)",
             "refit.enabled = \(refitEnabled)", "refit.every_n_volumes = \(refitEveryVolumes)", "refit.interval_hours = \(refitIntervalHours)",
-            "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.validation_volumes = \(refitValidationVolumes)",
+            "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.epoch_samples = \(refitEpochSamples)", "refit.validation_volumes = \(refitValidationVolumes)",
             "log.level = \(logLevel.rawValue)", "service.stall_limit_s = \(stallLimit)",
         ]
         return lines.joined(separator: "\n")

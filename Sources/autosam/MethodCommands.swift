@@ -21,6 +21,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
     @Option(help: "Epochs.") var epochs = 120
     @Option(help: "Early-stopping patience in epochs (without a better validation Dice).") var patience = 30
+    @Option(help: "Fewest samples per epoch: every slice's views are drawn again until an epoch holds this many (0: one view per slice, the paper's epoch).") var epochSamples = TrainingOptions.fewShotEpochSamples
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
     @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
@@ -33,6 +34,7 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(out) already exists: give a new output folder (a model is never overwritten)")
         }
         guard patience > 0, epochs > 0 else { throw ValidationError("--epochs and --patience must be positive") }
+        guard (0...100_000).contains(epochSamples) else { throw ValidationError("--epoch-samples must be 0...100000") }
         if let views, !(1...256).contains(views) { throw ValidationError("--views must be 1...256") }
         if let testRotations, !(1...64).contains(testRotations) { throw ValidationError("--test-rotations must be 1...64") }
         let all = try ACDCDataset.patients(in: data)
@@ -72,6 +74,7 @@ struct FitCommand: ParsableCommand {
         var options = TrainingOptions()
         options.epochs = epochs
         options.patience = patience
+        options.minimumEpochSamples = epochSamples
         options.seed = seed
         let reports = Trainer.fit(model, train: trainS, validation: valS, options: options) { r in
             let left = r.seconds * Double(epochs - r.epoch)
@@ -271,6 +274,7 @@ struct FitBench: ParsableCommand {
         var options = TrainingOptions()
         options.epochs = epochs
         options.patience = epochs
+        options.minimumEpochSamples = 0  // the paper's epoch: what the timing names
         let start = Date()
         let reports = Trainer.fit(model, train: train, validation: val, options: options) { rep in
             if rep.epoch == 1 || rep.epoch % 10 == 0 {

@@ -47,4 +47,30 @@ import Testing
         let mean = (Trainer.loss(x1, labels: l1).value.data[0] + Trainer.loss(x3, labels: l3).value.data[0]) / 2
         #expect(abs(batch - mean) > 1e-3, "batch \(batch) vs mean of per-sample \(mean)")
     }
+
+    /// An epoch holds at least `minimumEpochSamples` samples: whole rounds of one view per
+    /// slice (3 slices, at least 10 -> 4 rounds, 12 samples); 0 is one view per slice. Reruns
+    /// agree, and options saved before the field existed read as 0.
+    @Test func minimumEpochSamplesRepeatsRoundsOfViews() throws {
+        var train: [TrainingSample] = []
+        for s in 0..<3 {
+            for v in 0..<4 {
+                let (e, l) = sample(UInt64(10 * s + v + 1), channels: 8, side: 2)
+                train.append(TrainingSample(embedding: e, labels: l, source: "slice \(s) view \(v)", slice: "slice \(s)"))
+            }
+        }
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.patience = 2
+        func run(_ minimum: Int) -> [EpochReport] {
+            options.minimumEpochSamples = minimum
+            return Trainer.fit(CNNHead(inChannels: 8, classes: 4, seed: 3), train: train, validation: [], options: options)
+        }
+        #expect(run(0).map(\.samples) == [3, 3])
+        let a = run(10), b = run(10)
+        #expect(a.map(\.samples) == [12, 12])
+        #expect(a.map(\.loss) == b.map(\.loss))
+        let old = #"{"epochs":120,"batchSize":4,"learningRate":0.0005,"seed":0,"patience":30}"#
+        #expect(try JSONDecoder().decode(TrainingOptions.self, from: Data(old.utf8)).minimumEpochSamples == 0)
+    }
 }

@@ -82,6 +82,9 @@ public struct ExperimentConfig: Codable, Sendable {
     /// Inference views per test slice (`PreprocessingPlan.testTimeRotations`), for every head
     /// and the UNet.
     public var testRotations = 1
+    /// Fewest training samples per epoch (`TrainingOptions.minimumEpochSamples`; 0: the
+    /// paper's epoch, one view per slice).
+    public var epochSamples = TrainingOptions.fewShotEpochSamples
     /// Training epochs (the paper: 120) and early-stopping patience.
     public var epochs = 120
     public var patience = 30
@@ -141,6 +144,7 @@ public struct ExperimentConfig: Codable, Sendable {
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
         if let views, !(1...256).contains(views) { throw ExperimentError.badOption("--views must be 1...256") }
         guard (1...64).contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be 1...64") }
+        guard (0...100_000).contains(epochSamples) else { throw ExperimentError.badOption("--epoch-samples must be 0...100000") }
         guard unetSize >= 16, unetSize % 8 == 0 else { throw ExperimentError.badOption("--unet-size must be a multiple of 8, at least 16") }
         guard volumes.allSatisfy({ $0 >= 1 }), !volumes.isEmpty else { throw ExperimentError.badOption("--volumes must list positive integers") }
     }

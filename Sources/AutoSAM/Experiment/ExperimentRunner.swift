@@ -167,6 +167,7 @@ public final class ExperimentRunner {
                 var options = TrainingOptions()
                 options.epochs = config.epochs
                 options.patience = config.patience
+                options.minimumEpochSamples = config.epochSamples
                 options.seed = seed
                 var embedded: (train: [TrainingSample], val: [TrainingSample])?
                 for method in trainingMethods {
