@@ -88,11 +88,24 @@ struct asn_bf16_linear {
     int gelu;                   // exact-erf GELU fused after the bias
 };
 
+// Activation conversions run before every bf16 product: compiled for AVX-512 and AVX2 as well
+// as the SSE2 baseline, the best picked at load (7% of a bf16 vit_b encoder run at baseline).
+#if defined(__x86_64__) && defined(__clang__)
+#define CONVERT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CONVERT_CLONES
+#endif
+
 static inline uint16_t to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
     return (uint16_t)(u >> 16);
+}
+
+CONVERT_CLONES
+static void convert(const float *src, uint16_t *dst, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i] * scale);
 }
 
 static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
@@ -200,7 +213,7 @@ asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *
 int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y, int accumulate) {
     uint16_t *xb = malloc(sizeof(uint16_t) * (size_t)(m * l->k));
     if (!xb) return -4;
-    for (int64_t i = 0; i < m * l->k; i++) xb[i] = to_bf16(x[i]);
+    convert(x, xb, m * l->k, 1);
     int rc = asn_bf16_linear_run_converted(l, xb, m, y, accumulate);
     free(xb);
     return rc;
@@ -256,9 +269,7 @@ void asn_bf16_linear_free(asn_bf16_linear *l) {
     free(l);
 }
 
-void asn_to_bf16(const float *src, uint16_t *dst, int64_t n, float scale) {
-    for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i] * scale);
-}
+void asn_to_bf16(const float *src, uint16_t *dst, int64_t n, float scale) { convert(src, dst, n, scale); }
 
 
 typedef struct {

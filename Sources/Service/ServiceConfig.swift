@@ -1,3 +1,4 @@
+import AutoSAM
 import CardiacImaging
 import Foundation
 import TOMLKit
@@ -73,7 +74,7 @@ public struct ServiceConfig: Sendable {
     public var refitTolerance = 0.01
     public var refitEpochs = 60
     /// Fewest training samples per refit epoch (0: one view per slice).
-    public var refitEpochSamples = 100  // TrainingOptions.fewShotEpochSamples
+    public var refitEpochSamples = TrainingOptions.fewShotEpochSamples
     /// Labelled volumes kept aside as the fixed validation pool (the first ones received).
     public var refitValidationVolumes = 1
 
@@ -139,7 +140,7 @@ public struct ServiceConfig: Sendable {
         ("refit", "interval_hours", { $0.refitIntervalHours = try $1.double(min: 0) }),
         ("refit", "tolerance", { $0.refitTolerance = try $1.double(min: 0) }),
         ("refit", "epochs", { $0.refitEpochs = try $1.int(min: 1) }),
-        ("refit", "epoch_samples", { $0.refitEpochSamples = try $1.int(min: 0) }),
+        ("refit", "epoch_samples", { $0.refitEpochSamples = try $1.int(min: 0, max: 100_000) }),
         ("refit", "validation_volumes", { $0.refitValidationVolumes = try $1.int(min: 1) }),
         ("log", "level", { $0.logLevel = LogLevel(rawValue: try $1.oneOf(["debug", "info", "warning", "error"]))! }),
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),
@@ -253,10 +254,11 @@ struct ConfigValue {
         return b
     }
 
-    func int(min: Int) throws -> Int {
+    func int(min: Int, max: Int = .max) throws -> Int {
         let v: Int?
         if let text { v = Int(text.trimmingCharacters(in: .whitespaces)) } else { v = toml?.int }
-        guard let v, v >= min else { throw fail("a whole number >= \(min)") }
+        guard let v, v >= min else { throw fail(max == .max ? "a whole number >= \(min)" : "a whole number in \(min)...\(max)") }
+        guard v <= max else { throw fail("a whole number in \(min)...\(max)") }
         return v
     }
 

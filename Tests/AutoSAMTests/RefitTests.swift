@@ -58,6 +58,7 @@ enum PhantomCases {
         o.training.learningRate = 5e-3
         o.training.patience = epochs
         o.training.batchSize = 4
+        o.training.minimumEpochSamples = 0  // one view per slice: these tests check the loop, not the schedule
         o.augment = false
         return o
     }

@@ -72,5 +72,7 @@ import Testing
         #expect(a.map(\.loss) == b.map(\.loss))
         let old = #"{"epochs":120,"batchSize":4,"learningRate":0.0005,"seed":0,"patience":30}"#
         #expect(try JSONDecoder().decode(TrainingOptions.self, from: Data(old.utf8)).minimumEpochSamples == 0)
+        let saved = try JSONDecoder().decode(TrainingOptions.self, from: JSONEncoder().encode(options))
+        #expect(saved.minimumEpochSamples == 10 && saved.epochs == 2)
     }
 }

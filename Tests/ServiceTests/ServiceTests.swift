@@ -57,6 +57,7 @@ import Glibc
             ("[series_rules]\navoid_descriptions = [\"([\"]\n", [:], "not a valid regular expression"),
             ("[model]\nencoder = \"/no/such/sam.pth\"\n", [:], "no checkpoint file"),
             ("[inbox\n", [:], "not valid TOML"),
+            ("[refit]\nepoch_samples = 1000000000\n", [:], "refit.epoch_samples must be a whole number in 0...100000"),
             ("", ["AUTOSAM_INBOX_MAX_ATTEMPTS": "many"], "AUTOSAM_INBOX_MAX_ATTEMPTS must be a whole number"),
             ("", ["AUTOSAM_REFIT_ENABLED": "perhaps"], "AUTOSAM_REFIT_ENABLED must be true or false"),
         ]
