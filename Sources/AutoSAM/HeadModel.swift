@@ -107,7 +107,8 @@ public struct Segmenter {
     /// Labels for one 3D frame, on exactly the frame's grid.
     public func segment(_ frame: Volume) throws -> LabelMap {
         let plan = metadata.plan
-        let rotations = min(max(testTimeRotations ?? plan.testTimeRotations, 1), 64)
+        let range = PreprocessingPlan.testTimeRotationsRange
+        let rotations = min(max(testTimeRotations ?? plan.testTimeRotations, range.lowerBound), range.upperBound)
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
         let plane = frame.shape.nx * frame.shape.ny
         for k in 0..<frame.shape.nz {

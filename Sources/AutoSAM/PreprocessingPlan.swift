@@ -38,6 +38,8 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     /// multiples of 360 / n degrees; the head's class probabilities are averaged on the slice
     /// grid (test-time augmentation). Each view costs one encoder run per slice.
     public var testTimeRotations = 1
+    /// The counts a plan, a command or a caller may ask for.
+    public static let testTimeRotationsRange = 1...64
 
     /// The paper's preprocessing: the whole slice, min-max, 256-pixel slices, no augmentation.
     public static func paper(encoderSize: Int) -> PreprocessingPlan {
@@ -112,7 +114,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         testTimeRotations = try c.decodeIfPresent(Int.self, forKey: .testTimeRotations) ?? 1
         guard sliceSize > 0, encoderSize > 0, pixelMean.count == 3, pixelStd.count == 3,
             0 <= lowerPercentile, lowerPercentile < upperPercentile, upperPercentile <= 100,
-            fieldOfViewMM.map({ $0 > 0 }) ?? true, (1...64).contains(testTimeRotations)
+            fieldOfViewMM.map({ $0 > 0 }) ?? true, Self.testTimeRotationsRange.contains(testTimeRotations)
         else {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "preprocessing plan has out-of-range values"))
         }

@@ -18,6 +18,8 @@ public struct TrainingOptions: Codable, Sendable {
     /// About five volumes' slices: a one-volume epoch then holds as many samples as a
     /// five-volume one (docs/ARCHITECTURE.md: one-volume CNN head 46.9 -> 66.1 mean Dice).
     public static let fewShotEpochSamples = 100
+    /// The values a command or configuration may ask for.
+    public static let minimumEpochSamplesRange = 0...100_000
     public init() {}
 
     enum CodingKeys: String, CodingKey { case epochs, batchSize, learningRate, seed, patience, minimumEpochSamples }

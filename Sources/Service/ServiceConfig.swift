@@ -140,7 +140,9 @@ public struct ServiceConfig: Sendable {
         ("refit", "interval_hours", { $0.refitIntervalHours = try $1.double(min: 0) }),
         ("refit", "tolerance", { $0.refitTolerance = try $1.double(min: 0) }),
         ("refit", "epochs", { $0.refitEpochs = try $1.int(min: 1) }),
-        ("refit", "epoch_samples", { $0.refitEpochSamples = try $1.int(min: 0, max: 100_000) }),
+        ("refit", "epoch_samples", {
+            $0.refitEpochSamples = try $1.int(min: TrainingOptions.minimumEpochSamplesRange.lowerBound, max: TrainingOptions.minimumEpochSamplesRange.upperBound)
+        }),
         ("refit", "validation_volumes", { $0.refitValidationVolumes = try $1.int(min: 1) }),
         ("log", "level", { $0.logLevel = LogLevel(rawValue: try $1.oneOf(["debug", "info", "warning", "error"]))! }),
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),
@@ -257,8 +259,7 @@ struct ConfigValue {
     func int(min: Int, max: Int = .max) throws -> Int {
         let v: Int?
         if let text { v = Int(text.trimmingCharacters(in: .whitespaces)) } else { v = toml?.int }
-        guard let v, v >= min else { throw fail(max == .max ? "a whole number >= \(min)" : "a whole number in \(min)...\(max)") }
-        guard v <= max else { throw fail("a whole number in \(min)...\(max)") }
+        guard let v, v >= min, v <= max else { throw fail(max == .max ? "a whole number >= \(min)" : "a whole number in \(min)...\(max)") }
         return v
     }
 

@@ -34,9 +34,10 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(out) already exists: give a new output folder (a model is never overwritten)")
         }
         guard patience > 0, epochs > 0 else { throw ValidationError("--epochs and --patience must be positive") }
-        guard (0...100_000).contains(epochSamples) else { throw ValidationError("--epoch-samples must be 0...100000") }
+        let samples = TrainingOptions.minimumEpochSamplesRange, rotations = PreprocessingPlan.testTimeRotationsRange
+        guard samples.contains(epochSamples) else { throw ValidationError("--epoch-samples must be \(samples)") }
         if let views, !(1...256).contains(views) { throw ValidationError("--views must be 1...256") }
-        if let testRotations, !(1...64).contains(testRotations) { throw ValidationError("--test-rotations must be 1...64") }
+        if let testRotations, !rotations.contains(testRotations) { throw ValidationError("--test-rotations must be \(rotations)") }
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {
             guard let list else { return [] }
@@ -108,8 +109,8 @@ func loadSegmenter(model: String?, encoder: String?, testRotations: Int? = nil) 
     } else {
         throw ValidationError("the model was trained on encoder \(meta.encoder): give its checkpoint with --encoder PATH")
     }
-    if let testRotations, !(1...64).contains(testRotations) {
-        throw ValidationError("--test-rotations must be 1...64, not \(testRotations)")
+    if let testRotations, !PreprocessingPlan.testTimeRotationsRange.contains(testRotations) {
+        throw ValidationError("--test-rotations must be \(PreprocessingPlan.testTimeRotationsRange), not \(testRotations)")
     }
     var seg = try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: source))
     seg.testTimeRotations = testRotations

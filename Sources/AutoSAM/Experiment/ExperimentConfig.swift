@@ -143,8 +143,9 @@ public struct ExperimentConfig: Codable, Sendable {
         guard validationPatients >= 0 else { throw ExperimentError.badOption("--validation must be 0 or more") }
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
         if let views, !(1...256).contains(views) { throw ExperimentError.badOption("--views must be 1...256") }
-        guard (1...64).contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be 1...64") }
-        guard (0...100_000).contains(epochSamples) else { throw ExperimentError.badOption("--epoch-samples must be 0...100000") }
+        let rotations = PreprocessingPlan.testTimeRotationsRange, samples = TrainingOptions.minimumEpochSamplesRange
+        guard rotations.contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be \(rotations)") }
+        guard samples.contains(epochSamples) else { throw ExperimentError.badOption("--epoch-samples must be \(samples)") }
         guard unetSize >= 16, unetSize % 8 == 0 else { throw ExperimentError.badOption("--unet-size must be a multiple of 8, at least 16") }
         guard volumes.allSatisfy({ $0 >= 1 }), !volumes.isEmpty else { throw ExperimentError.badOption("--volumes must list positive integers") }
     }
