@@ -350,6 +350,8 @@ public struct Augmentation: Codable, Equatable, Sendable {
     /// Random views per slice, each encoded once (and cached) in addition to the plain view.
     /// An epoch trains on one view of each slice, so few labelled slices need many views.
     public var views = 16
+    /// The view counts a command may ask for.
+    public static let viewsRange = 1...256
     /// Rotation range (+-), about the field centre. The full circle, as nnU-Net's default
     /// for 2D: the heart's in-plane orientation varies with the scanner's slice planning
     /// (the phantoms draw it uniformly), and with +-20 degrees a head trained on one or five

@@ -36,7 +36,7 @@ struct FitCommand: ParsableCommand {
         guard patience > 0, epochs > 0 else { throw ValidationError("--epochs and --patience must be positive") }
         let samples = TrainingOptions.minimumEpochSamplesRange, rotations = PreprocessingPlan.testTimeRotationsRange
         guard samples.contains(epochSamples) else { throw ValidationError("--epoch-samples must be \(samples)") }
-        if let views, !(1...256).contains(views) { throw ValidationError("--views must be 1...256") }
+        if let views, !Augmentation.viewsRange.contains(views) { throw ValidationError("--views must be \(Augmentation.viewsRange)") }
         if let testRotations, !rotations.contains(testRotations) { throw ValidationError("--test-rotations must be \(rotations)") }
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {

@@ -142,7 +142,7 @@ public struct ExperimentConfig: Codable, Sendable {
         guard testPatients >= 1 else { throw ExperimentError.badOption("--test must be at least 1") }
         guard validationPatients >= 0 else { throw ExperimentError.badOption("--validation must be 0 or more") }
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
-        if let views, !(1...256).contains(views) { throw ExperimentError.badOption("--views must be 1...256") }
+        if let views, !Augmentation.viewsRange.contains(views) { throw ExperimentError.badOption("--views must be \(Augmentation.viewsRange)") }
         let rotations = PreprocessingPlan.testTimeRotationsRange, samples = TrainingOptions.minimumEpochSamplesRange
         guard rotations.contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be \(rotations)") }
         guard samples.contains(epochSamples) else { throw ExperimentError.badOption("--epoch-samples must be \(samples)") }
