@@ -111,32 +111,95 @@ void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const f
     }
 }
 
+// The decomposed relative-position bias of one query row (SAM's add_decomposed_rel_pos):
+// bh[ky] = q . rel_h[qy, ky], bw[kx] = q . rel_w[qx, kx], for query token qi on a gh x gw grid.
+static inline void rel_pos_row(const float *qrow, size_t hd, size_t qi, const float *rel_h, const float *rel_w,
+                               size_t gh, size_t gw, float *bh, float *bw) {
+    size_t qy = qi / gw, qx = qi % gw;
+    for (size_t ky = 0; ky < gh; ky++) {
+        const float *e = rel_h + (qy * gh + ky) * hd;
+        float acc = 0.0f;
+        for (size_t d = 0; d < hd; d++) acc += qrow[d] * e[d];
+        bh[ky] = acc;
+    }
+    for (size_t kx = 0; kx < gw; kx++) {
+        const float *e = rel_w + (qx * gw + kx) * hd;
+        float acc = 0.0f;
+        for (size_t d = 0; d < hd; d++) acc += qrow[d] * e[d];
+        bw[kx] = acc;
+    }
+}
+
 ASN_CLONES
 void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
                      const float *rel_h, const float *rel_w, size_t gh, size_t gw) {
     float bh[512], bw[512];
     if (gh > 512 || gw > 512) return;  // grids are at most 128 x 128 in practice
     for (size_t r = 0; r < rows; r++) {
-        size_t qi = r0 + r, qy = qi / gw, qx = qi % gw;
-        const float *qrow = q + r * ldq;
-        for (size_t ky = 0; ky < gh; ky++) {
-            const float *e = rel_h + (qy * gh + ky) * hd;
-            float acc = 0.0f;
-            for (size_t d = 0; d < hd; d++) acc += qrow[d] * e[d];
-            bh[ky] = acc;
-        }
-        for (size_t kx = 0; kx < gw; kx++) {
-            const float *e = rel_w + (qx * gw + kx) * hd;
-            float acc = 0.0f;
-            for (size_t d = 0; d < hd; d++) acc += qrow[d] * e[d];
-            bw[kx] = acc;
-        }
+        rel_pos_row(q + r * ldq, hd, r0 + r, rel_h, rel_w, gh, gw, bh, bw);
         float *srow = scores + r * gh * gw;
         for (size_t ky = 0; ky < gh; ky++) {
             float base = bh[ky];
             float *s = srow + ky * gw;
             for (size_t kx = 0; kx < gw; kx++) s[kx] += base + bw[kx];
         }
+    }
+}
+
+static inline uint16_t round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
+    return (uint16_t)(u >> 16);
+}
+
+ASN_CLONES
+void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
+                              const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
+                              float *inv_sum) {
+    const size_t n = gh * gw;
+    float bh[512], bw[512];
+    if (gh > 512 || gw > 512) return;
+    for (size_t r = 0; r < rows; r++) {
+        const float *srow = scores + r * n;
+        uint16_t *orow = out + r * n;
+        if (rel_h && rel_w) rel_pos_row(q + r * ldq, hd, r0 + r, rel_h, rel_w, gh, gw, bh, bw);
+        else {
+            for (size_t i = 0; i < gh; i++) bh[i] = 0.0f;
+            for (size_t i = 0; i < gw; i++) bw[i] = 0.0f;
+        }
+        // Pass 1: the row maximum of the biased scores (16 independent lanes per grid row).
+        float lanes[16];
+        for (int j = 0; j < 16; j++) lanes[j] = -3.0e38f;
+        float m = -3.0e38f;
+        for (size_t ky = 0; ky < gh; ky++) {
+            const float *s = srow + ky * gw;
+            const float base = bh[ky];
+            size_t kx = 0;
+            for (; kx + 16 <= gw; kx += 16)
+                for (int j = 0; j < 16; j++) {
+                    float v = s[kx + j] + (base + bw[kx + j]);
+                    lanes[j] = v > lanes[j] ? v : lanes[j];
+                }
+            for (; kx < gw; kx++) {
+                float v = s[kx] + (base + bw[kx]);
+                m = v > m ? v : m;
+            }
+        }
+        for (int j = 0; j < 16; j++) m = lanes[j] > m ? lanes[j] : m;
+        // Pass 2: numerators exp(v - max) in bfloat16, their float32 sum.
+        float sum = 0.0f;
+        for (size_t ky = 0; ky < gh; ky++) {
+            const float *s = srow + ky * gw;
+            uint16_t *o = orow + ky * gw;
+            const float base = bh[ky];
+            for (size_t kx = 0; kx < gw; kx++) {
+                float e = exp_nonpositive(s[kx] + (base + bw[kx]) - m);
+                sum += e;
+                o[kx] = round_bf16(e);
+            }
+        }
+        inv_sum[r] = 1.0f / sum;
     }
 }
 

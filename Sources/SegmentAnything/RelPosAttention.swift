@@ -194,7 +194,8 @@ struct RelPosAttention {
                         let sB = UnsafeMutablePointer<UInt16>.allocate(capacity: maxRows * t)
                         let qB = UnsafeMutablePointer<UInt16>.allocate(capacity: maxRows * hd)
                         let o = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * hd)
-                        defer { s.deallocate(); sB.deallocate(); qB.deallocate(); o.deallocate() }
+                        let inv = UnsafeMutablePointer<Float>.allocate(capacity: maxRows)
+                        defer { s.deallocate(); sB.deallocate(); qB.deallocate(); o.deallocate(); inv.deallocate() }
                         for task in taskRange {
                             let head = task / blocks, blk = task % blocks
                             let r0 = blk * Self.rowBlock, rows = min(t, r0 + Self.rowBlock) - r0
@@ -203,24 +204,32 @@ struct RelPosAttention {
                             var rc = asn_bf16_gemm(Int64(rows), Int64(t), Int64(hd), qB, Int64(hd),
                                                    kBase + head * hd * t, Int64(t), 0, s, Int64(t))
                             precondition(rc == 0, "bf16 attention scores failed (\(rc))")
-                            if let relH, let relW {
-                                relH.data.withUnsafeBufferPointer { rh in
-                                    relW.data.withUnsafeBufferPointer { rw in
-                                        asn_add_rel_pos(s, rows, r0, q, 3 * c, hd, rh.baseAddress!, rw.baseAddress!, gridH, gridW)
-                                    }
-                                }
+                            // Bias, softmax numerators in bf16 and 1 / row sums in one kernel;
+                            // the rows are normalised after the product (softmax(s) V = (e V) / sum e).
+                            withRelTables(relH, relW) { rh, rw in
+                                asn_rel_pos_softmax_bf16(s, rows, r0, q, 3 * c, hd, rh, rw, gridH, gridW, sB, inv)
                             }
-                            Ops.softmaxRows(s, rows: rows, n: t)
-                            asn_to_bf16(s, sB, Int64(rows * t), 1)
                             rc = asn_bf16_gemm(Int64(rows), Int64(hd), Int64(t), sB, Int64(t),
                                                vBase + head * t * hd, Int64(hd), 0, o, Int64(hd))
                             precondition(rc == 0, "bf16 attention output failed (\(rc))")
-                            for r in 0..<rows { (outBase + (r0 + r) * c + head * hd).update(from: o + r * hd, count: hd) }
+                            for r in 0..<rows {
+                                let dst = outBase + (r0 + r) * c + head * hd, src = o + r * hd, k = inv[r]
+                                for j in 0..<hd { dst[j] = src[j] * k }
+                            }
                         }
                     }
                 }
               }
             }
+        }
+    }
+
+    /// Runs body with the relative tables' storage, or nil pointers when the layer has none.
+    private func withRelTables<R>(_ relH: Tensor?, _ relW: Tensor?,
+                                  _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        guard let relH, let relW else { return body(nil, nil) }
+        return relH.data.withUnsafeBufferPointer { rh in
+            relW.data.withUnsafeBufferPointer { rw in body(rh.baseAddress, rw.baseAddress) }
         }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 
@@ -41,5 +42,41 @@ import Testing
         let scale = b.data.map(abs).max()!
         let err = zip(a.data, b.data).map { abs($0 - $1) }.max()!
         #expect(a.shape == b.shape && err <= 1e-5 * scale, "\(err) vs \(scale)")
+    }
+}
+
+/// The bf16 attention's fused kernel (relative-position bias, softmax numerators rounded to
+/// bfloat16, 1 / row sums) against the float32 path it replaces (asn_add_rel_pos, then the
+/// row softmax), on a non-square grid and a row block that does not start at 0.
+@Suite struct FusedRelPosSoftmaxTests {
+    @Test func matchesBiasThenSoftmaxWithinBF16Rounding() {
+        let (gh, gw, hd, rows, r0) = (7, 9, 8, 5, 11)
+        let n = gh * gw
+        var g = SplitMix64(seed: 21)
+        func random(_ count: Int, _ scale: Double) -> [Float] { (0..<count).map { _ in Float((g.unit() * 2 - 1) * scale) } }
+        let scores = random(rows * n, 6), q = random(rows * hd, 1)
+        let relH = random(gh * gh * hd, 1), relW = random(gw * gw * hd, 1)
+        for withBias in [true, false] {
+            var expected = scores
+            if withBias { asn_add_rel_pos(&expected, rows, r0, q, hd, hd, relH, relW, gh, gw) }
+            expected.withUnsafeMutableBufferPointer { asn_softmax_rows($0.baseAddress!, rows, n) }
+            var numerators = [UInt16](repeating: 0, count: rows * n), inv = [Float](repeating: 0, count: rows)
+            relH.withUnsafeBufferPointer { rh in
+                relW.withUnsafeBufferPointer { rw in
+                    asn_rel_pos_softmax_bf16(scores, rows, r0, q, hd, hd, withBias ? rh.baseAddress : nil,
+                                             withBias ? rw.baseAddress : nil, gh, gw, &numerators, &inv)
+                }
+            }
+            var worst: Float = 0
+            for r in 0..<rows {
+                for i in 0..<n {
+                    let e = Float(bitPattern: UInt32(numerators[r * n + i]) << 16)
+                    #expect(e > 0 && e <= 1, "numerator \(e)")
+                    worst = max(worst, abs(e * inv[r] - expected[r * n + i]))
+                }
+            }
+            // bfloat16 keeps 8 significant bits: a relative error of at most 2^-9 per value.
+            #expect(worst <= 2e-3, "bias \(withBias): max abs error \(worst)")
+        }
     }
 }

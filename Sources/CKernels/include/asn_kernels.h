@@ -4,6 +4,7 @@
 #define ASN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -24,6 +25,15 @@ void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const f
 /// rel_w: [gw, gw, hd] indexed [qx, kx].
 void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
                      const float *rel_h, const float *rel_w, size_t gh, size_t gw);
+
+/// Attention probabilities for bfloat16 products, fused: scores [rows, gh*gw] plus SAM's
+/// decomposed relative-position bias (skipped when rel_h or rel_w is NULL; q is the unscaled
+/// query, row stride ldq, rows r0..<r0+rows of the grid), then the softmax numerators
+/// exp(v - row max) rounded to bfloat16 into out, and 1 / (their float32 sum) into inv_sum[rows]:
+/// the caller scales each output row of (numerators @ V) by inv_sum.
+void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
+                              const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
+                              float *inv_sum);
 
 /// Which instruction set the dispatcher chose (for benchmarks' reports).
 const char *asn_kernels_isa(void);
