@@ -76,6 +76,7 @@ let package = Package(
             name: "NN",
             dependencies: [
                 "Tensor",
+                "CKernels",
                 .product(name: "ZIPFoundation", package: "ZIPFoundation"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

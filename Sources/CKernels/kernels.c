@@ -81,6 +81,28 @@ void asn_gelu(float *x, size_t n) {
 }
 
 ASN_CLONES
+void asn_gelu_to(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
+    }
+}
+
+// d = g * GELU'(x), given x and y = GELU(x) = x Phi(x): Phi(x) = y / x, or a series where
+// |x| < 0.05; phi(x) = exp(-x^2 / 2) / sqrt(2 pi), taken as 0 where x^2 > 169. Selects, not
+// branches, so that each clone vectorises.
+ASN_CLONES
+void asn_gelu_backward(const float *g, const float *x, const float *y, float *d, size_t n) {
+    const float c = 0.3989422804014327f;  // 1 / sqrt(2 pi)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i], v2 = v * v;
+        float pdf = v2 > 169.0f ? 0.0f : c * exp_nonpositive(-0.5f * v2);
+        float cdf = v2 < 0.0025f ? 0.5f + c * (v - v2 * v * (1.0f / 6.0f)) : y[i] / v;
+        d[i] = g[i] * (cdf + v * pdf);
+    }
+}
+
+ASN_CLONES
 void asn_bias_act_rows(float *y, size_t rows, size_t n, const float *bias, int gelu) {
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * n;
@@ -94,20 +116,58 @@ void asn_bias_act_rows(float *y, size_t rows, size_t n, const float *bias, int g
     }
 }
 
+// One row of LayerNorm: yr = (xr - mean) / sqrt(var + eps) * w + b (yr may be xr); returns
+// mean and 1 / std through the pointers.
+static inline void layernorm_row(const float *xr, size_t n, const float *w, const float *b, float eps, float *yr,
+                                 float *mean_out, float *iv_out) {
+    float mean = 0.0f;
+    for (size_t i = 0; i < n; i++) mean += xr[i];
+    mean /= (float)n;
+    float var = 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float d = xr[i] - mean;
+        var += d * d;
+    }
+    float iv = 1.0f / sqrtf(var / (float)n + eps);
+    for (size_t i = 0; i < n; i++) yr[i] = (xr[i] - mean) * iv * w[i] + b[i];
+    *mean_out = mean;
+    *iv_out = iv;
+}
+
 ASN_CLONES
 void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const float *b, float eps) {
+    float mean, iv;
+    for (size_t r = 0; r < rows; r++) layernorm_row(x + r * n, n, w, b, eps, x + r * n, &mean, &iv);
+}
+
+// LayerNorm over rows of n with the per-row statistics a backward pass needs:
+// y = (x - mean) / sqrt(var + eps) * w + b; stats[2r] = mean, stats[2r + 1] = 1 / std.
+ASN_CLONES
+void asn_layernorm_forward(const float *x, size_t rows, size_t n, const float *w, const float *b, float eps,
+                           float *y, float *stats) {
+    for (size_t r = 0; r < rows; r++) layernorm_row(x + r * n, n, w, b, eps, y + r * n, stats + 2 * r, stats + 2 * r + 1);
+}
+
+// Backward of asn_layernorm_forward: dx (overwritten), dw and db (accumulated into).
+ASN_CLONES
+void asn_layernorm_backward(const float *g, const float *x, size_t rows, size_t n, const float *w,
+                            const float *stats, float *dx, float *dw, float *db) {
     for (size_t r = 0; r < rows; r++) {
-        float *row = x + r * n;
-        float mean = 0.0f;
-        for (size_t i = 0; i < n; i++) mean += row[i];
-        mean /= (float)n;
-        float var = 0.0f;
+        const float *gr = g + r * n, *xr = x + r * n;
+        float *dr = dx + r * n;
+        const float mean = stats[2 * r], iv = stats[2 * r + 1];
+        float s1 = 0.0f, s2 = 0.0f;
         for (size_t i = 0; i < n; i++) {
-            float d = row[i] - mean;
-            var += d * d;
+            float xh = (xr[i] - mean) * iv, gi = gr[i];
+            dw[i] += gi * xh;
+            db[i] += gi;
+            float gx = gi * w[i];
+            s1 += gx;
+            s2 += gx * xh;
         }
-        float inv = 1.0f / sqrtf(var / (float)n + eps);
-        for (size_t i = 0; i < n; i++) row[i] = (row[i] - mean) * inv * w[i] + b[i];
+        s1 /= (float)n;
+        s2 /= (float)n;
+        for (size_t i = 0; i < n; i++) dr[i] = iv * (gr[i] * w[i] - s1 - (xr[i] - mean) * iv * s2);
     }
 }
 

@@ -30,6 +30,21 @@ public enum Ops {
         }
     }
 
+    /// GELU of x as a new tensor, in one pass (no copy of x first).
+    public static func gelu(_ x: Tensor) -> Tensor {
+        let n = x.count
+        let y = [Float](unsafeUninitializedCapacity: n) { out, count in
+            x.data.withUnsafeBufferPointer { src in
+                if n > 0 {
+                    let xp = src.baseAddress!, yp = out.baseAddress!
+                    Parallel.chunks(n, minimum: 65536) { r in asn_gelu_to(xp + r.lowerBound, yp + r.lowerBound, r.count) }
+                }
+            }
+            count = n
+        }
+        return Tensor(shape: x.shape, data: y)
+    }
+
     public static func relu(_ x: inout Tensor) {
         x.data.withUnsafeMutableBufferPointer { p in for i in 0..<p.count where p[i] < 0 { p[i] = 0 } }
     }

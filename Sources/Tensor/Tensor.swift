@@ -14,6 +14,15 @@ public struct Tensor: Sendable, Equatable {
         self.init(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *)))
     }
 
+    /// The output of a GEMM with beta 0 and inner dimension `inner`: such a GEMM writes every
+    /// value without reading it, so the storage is left unfilled; with inner 0 the GEMM
+    /// writes nothing (oneDNN's sgemm leaves C as it was), so it is zero-filled then.
+    public init(gemmOutput shape: [Int], inner: Int) {
+        let n = shape.reduce(1, *)
+        if inner == 0 { self.init(zeros: shape); return }
+        self.init(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { _, count in count = n })
+    }
+
     public init(repeating value: Float, shape: [Int]) {
         self.init(shape: shape, data: [Float](repeating: value, count: shape.reduce(1, *)))
     }

@@ -15,9 +15,23 @@ void asn_softmax_rows(float *x, size_t rows, size_t n);
 
 /// GELU (erf form) in place over n values.
 void asn_gelu(float *x, size_t n);
+/// GELU of x into y (one pass; y may not overlap x except exactly).
+void asn_gelu_to(const float *x, float *y, size_t n);
+/// Backward of GELU: d = g * GELU'(x) from x and y = GELU(x) (all n long; d may be g).
+void asn_gelu_backward(const float *g, const float *x, const float *y, float *d, size_t n);
 
 /// LayerNorm over each of `rows` rows of length n, in place: (x - mean) / sqrt(var + eps) * w + b.
 void asn_layernorm_rows(float *x, size_t rows, size_t n, const float *w, const float *b, float eps);
+
+/// LayerNorm over rows of n: y = (x - mean) / sqrt(var + eps) * w + b, and per row
+/// stats[2r] = mean, stats[2r + 1] = 1 / std (for the backward).
+void asn_layernorm_forward(const float *x, size_t rows, size_t n, const float *w, const float *b, float eps,
+                           float *y, float *stats);
+
+/// Backward of asn_layernorm_forward from its stats: dx overwritten; dw and db (n each)
+/// accumulated into.
+void asn_layernorm_backward(const float *g, const float *x, size_t rows, size_t n, const float *w,
+                            const float *stats, float *dx, float *dw, float *db);
 
 /// SAM's decomposed relative position bias, added to attention scores in place.
 /// scores: rows x (gh*gw), row r is query (r0 + r) of a gh x gw grid; q: the rows' query

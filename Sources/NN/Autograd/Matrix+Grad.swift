@@ -8,7 +8,7 @@ extension Variable {
         let av = a.value, bv = b.value
         let m = av.shape[0], k = av.shape[1], n = transposeB ? bv.shape[0] : bv.shape[1]
         precondition((transposeB ? bv.shape[1] : bv.shape[0]) == k, "matmul: \(av.shape) x \(bv.shape)")
-        var y = Tensor(zeros: [m, n])
+        var y = Tensor(gemmOutput: [m, n], inner: k)
         av.data.withUnsafeBufferPointer { ap in
             bv.data.withUnsafeBufferPointer { bp in
                 y.data.withUnsafeMutableBufferPointer { yp in
@@ -18,7 +18,7 @@ extension Variable {
             }
         }
         return Variable(y, parents: [a, b]) { g in
-            var da = Tensor(zeros: av.shape), db = Tensor(zeros: bv.shape)
+            var da = Tensor(gemmOutput: av.shape, inner: n), db = Tensor(gemmOutput: bv.shape, inner: m)
             g.data.withUnsafeBufferPointer { gp in
                 bv.data.withUnsafeBufferPointer { bp in
                     da.data.withUnsafeMutableBufferPointer { dp in

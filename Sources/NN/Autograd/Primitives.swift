@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensor
 
@@ -12,7 +13,8 @@ extension Variable {
         let xv = x.value, wv = w.value
         return Variable(y, parents: [x, w] + (b.map { [$0] } ?? [])) { g in
             // dx = g @ W ; dW = g^T @ x ; db = sum over rows of g
-            var dx: Tensor? = x.requiresGrad ? Tensor(zeros: xv.shape) : nil, dw = Tensor(zeros: wv.shape)
+            var dx: Tensor? = x.requiresGrad ? Tensor(gemmOutput: xv.shape, inner: outF) : nil
+            var dw = Tensor(gemmOutput: wv.shape, inner: rows)
             g.data.withUnsafeBufferPointer { gp in
                 if dx != nil {
                     wv.data.withUnsafeBufferPointer { wp in
@@ -61,100 +63,35 @@ extension Variable {
         }
     }
 
-    /// GELU (erf form); d/dx = Phi(x) + x * phi(x), with Phi(x) = GELU(x) / x taken from the
-    /// forward output (a series near 0) and phi from a branch-free exp, so that the backward
-    /// loop vectorises (no libm calls per element).
+    /// GELU (erf form), computed out of place in one pass; d/dx = Phi(x) + x * phi(x), with
+    /// Phi(x) = GELU(x) / x taken from the forward output (a series near 0) and phi from a
+    /// polynomial exp, in a C kernel compiled per instruction set (`asn_gelu_backward`).
     public func gelu() -> Variable {
         let xv = value
-        var y = xv
-        Ops.gelu(&y)
+        let y = Ops.gelu(xv)
         let yv = y
         return Variable(y, parents: [self]) { g in
             [Tensor(shape: xv.shape, data: reading(g, xv, yv) { gp, xp, yp in
-                filled(xv.count, zeroed: false) { d in for i in 0..<xv.count { d[i] = gp[i] * geluDerivative(xp[i], yp[i]) } }
+                filled(xv.count, zeroed: false) { d in asn_gelu_backward(gp, xp, yp, d, xv.count) }
             })]
         }
     }
 
     /// LayerNorm over the last dimension. Keeps each row's mean and 1/std for the backward
-    /// (x-hat is recomputed from the input there); rows whose length is a multiple of 16 run
-    /// 16 lanes at a time.
+    /// (x-hat is recomputed from the input there); both passes are C kernels compiled per
+    /// instruction set (`asn_layernorm_forward` / `_backward`).
     public func layerNorm(_ w: Variable, _ b: Variable, eps: Float) -> Variable {
         let n = w.value.count, rows = value.count / n
         precondition(value.shape.last == n, "layerNorm: \(value.shape) vs \(n)")
         let xv = value, wv = w.value
         let stats = Scratch(2 * rows)  // mean, 1/std per row
-        let lanes = n % 16 == 0
         let y = reading(xv, wv, b.value) { xp, wp, bp in
-            filled(xv.count, zeroed: false) { yp in
-                for r in 0..<rows {
-                    let xr = xp + r * n, yr = yp + r * n
-                    var mean: Float = 0, v: Float = 0
-                    if lanes {
-                        var acc = SIMD16<Float>()
-                        for i in stride(from: 0, to: n, by: 16) { acc += load16(xr + i) }
-                        mean = acc.sum() / Float(n)
-                        var acc2 = SIMD16<Float>()
-                        for i in stride(from: 0, to: n, by: 16) {
-                            let d = load16(xr + i) - mean
-                            acc2 += d * d
-                        }
-                        v = acc2.sum()
-                    } else {
-                        for i in 0..<n { mean += xr[i] }
-                        mean /= Float(n)
-                        for i in 0..<n { v += (xr[i] - mean) * (xr[i] - mean) }
-                    }
-                    let iv = 1 / (v / Float(n) + eps).squareRoot()
-                    stats.p[2 * r] = mean
-                    stats.p[2 * r + 1] = iv
-                    if lanes {
-                        for i in stride(from: 0, to: n, by: 16) { store16((load16(xr + i) - mean) * iv * load16(wp + i) + load16(bp + i), yr + i) }
-                    } else {
-                        for i in 0..<n { yr[i] = (xr[i] - mean) * iv * wp[i] + bp[i] }
-                    }
-                }
-            }
+            filled(xv.count, zeroed: false) { yp in asn_layernorm_forward(xp, rows, n, wp, bp, eps, yp, stats.p) }
         }
         return Variable(Tensor(shape: xv.shape, data: y), parents: [self, w, b]) { g in
             let dw = Scratch(n), db = Scratch(n)
             let dx = reading(g, wv, xv) { gp, wp, xp in
-                filled(xv.count, zeroed: false) { dxp in
-                    for r in 0..<rows {
-                        let gr = gp + r * n, xr = xp + r * n, dr = dxp + r * n
-                        let mean = stats.p[2 * r], iv = stats.p[2 * r + 1]
-                        var s1: Float = 0, s2: Float = 0
-                        if lanes {
-                            var a1 = SIMD16<Float>(), a2 = SIMD16<Float>()
-                            for i in stride(from: 0, to: n, by: 16) {
-                                let gi = load16(gr + i), xh = (load16(xr + i) - mean) * iv
-                                store16(load16(dw.p + i) + gi * xh, dw.p + i)
-                                store16(load16(db.p + i) + gi, db.p + i)
-                                let gx = gi * load16(wp + i)
-                                a1 += gx
-                                a2 += gx * xh
-                            }
-                            s1 = a1.sum() / Float(n)
-                            s2 = a2.sum() / Float(n)
-                            for i in stride(from: 0, to: n, by: 16) {
-                                let xh = (load16(xr + i) - mean) * iv
-                                store16(iv * (load16(gr + i) * load16(wp + i) - s1 - xh * s2), dr + i)
-                            }
-                        } else {
-                            for i in 0..<n {
-                                let xh = (xr[i] - mean) * iv
-                                dw.p[i] += gr[i] * xh
-                                db.p[i] += gr[i]
-                                let gx = gr[i] * wp[i]
-                                s1 += gx
-                                s2 += gx * xh
-                            }
-                            s1 /= Float(n)
-                            s2 /= Float(n)
-                            for i in 0..<n { dr[i] = iv * (gr[i] * wp[i] - s1 - (xr[i] - mean) * iv * s2) }
-                        }
-                    }
-                }
+                filled(xv.count, zeroed: false) { dxp in asn_layernorm_backward(gp, xp, rows, n, wp, stats.p, dxp, dw.p, db.p) }
             }
             return [Tensor(shape: xv.shape, data: dx), dw.tensor([n]), db.tensor([n])]
         }
@@ -217,22 +154,6 @@ func expNonPositive(_ z: Float) -> Float {
     p = p * r + 1
     let e = (Int32(bitPattern: shifted.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23
     return p * Float(bitPattern: UInt32(bitPattern: e))
-}
-
-/// GELU'(x) given x and GELU(x) = x Phi(x): Phi(x) = GELU(x) / x (a series for |x| < 0.05),
-/// phi(x) from `expNonPositive` (zero for |x| > 13). Branch-free (selects by sign-bit masks)
-/// so that loops over it vectorise.
-@inline(__always)
-func geluDerivative(_ x: Float, _ y: Float) -> Float {
-    let c: Float = 0.398_942_280_401_432_7  // 1 / sqrt(2 pi)
-    let x2 = x * x
-    let e = expNonPositive(-0.5 * x2)
-    let big = Int32(bitPattern: (169 - x2).bitPattern) &>> 31  // all ones where x^2 > 169
-    let pdf = Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: (c * e).bitPattern) & ~big))
-    let small = Int32(bitPattern: (x2 - 0.0025).bitPattern) &>> 31  // all ones where |x| < 0.05
-    let series = 0.5 + c * (x - x2 * x / 6), ratio = y / x
-    let cdf = Float(bitPattern: UInt32(bitPattern: (Int32(bitPattern: series.bitPattern) & small) | (Int32(bitPattern: ratio.bitPattern) & ~small)))
-    return cdf + x * pdf
 }
 
 @inline(__always)
