@@ -1,3 +1,4 @@
+import CKernels
 import Tensor
 
 // Multi-head attention (segment-anything transformer.py `Attention`: q/k/v projections to an
@@ -240,15 +241,15 @@ extension Variable {
             }
         }
         reading(qv) { qp in gemm(false, true, n, ht, dq, qp, dq, b.p, dq, p.p, ht) }  // scores [N, HT]
-        for i in 0..<n { for j in 0..<ht { p.p[i * ht + j] += c.p[j] } }
+        asn_bias_act_rows(p.p, n, ht, c.p, 0)
         softmaxRows(p.p, rows: n * heads, n: t)
         reading(vp, wo) { vpp, wop in
             for h in 0..<heads { gemm(false, true, t, dout, hd, vpp + h * hd, di, wop + h * hd, di, u.p + h * t * dout, dout) }
         }
         let y = reading(w.bo.value) { bop in
             filled(n * dout, zeroed: false) { yp in
-                for i in 0..<n { (yp + i * dout).update(from: bop, count: dout) }
-                gemm(false, false, n, dout, ht, p.p, ht, u.p, dout, beta: 1, yp, dout)
+                gemm(false, false, n, dout, ht, p.p, ht, u.p, dout, yp, dout)
+                asn_bias_act_rows(yp, n, dout, bop, 0)
             }
         }
         return Variable(Tensor(shape: [n, dout], data: y), parents: [q, k, v] + w.all) { g in

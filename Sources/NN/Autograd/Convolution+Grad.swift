@@ -117,12 +117,9 @@ extension Variable {
         let bias = b?.value
         let y = reading(xv, wrT) { xp, wrp in
             filled(n * m, zeroed: false) { yp in
-                if let bias {
-                    bias.data.withUnsafeBufferPointer { bp in
-                        for r in 0..<(n * kk) { (yp + r * cout).update(from: bp.baseAddress!, count: cout) }
-                    }
-                }
-                gemm(false, false, n, m, cin, xp, cin, wrp, m, beta: bias == nil ? 0 : 1, yp, m)
+                gemm(false, false, n, m, cin, xp, cin, wrp, m, yp, m)
+                // The bias in one vectorised pass over the output (rows of Cout).
+                if let bias { bias.data.withUnsafeBufferPointer { asn_bias_act_rows(yp, n * kk, cout, $0.baseAddress!, 0) } }
             }
         }
         return Variable(Tensor(shape: [n * kk, cout], data: y), parents: [x, w] + (b.map { [$0] } ?? [])) { g in
