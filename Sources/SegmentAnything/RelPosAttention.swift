@@ -84,22 +84,23 @@ struct RelPosAttention {
         let t = gridH * gridW
         let relH = relPosH.map { Self.relativeTable($0, size: gridH) }
         let relW = relPosW.map { Self.relativeTable($0, size: gridW) }
-        let blocks = (t + Self.rowBlock - 1) / Self.rowBlock
+        let identity = groups.count == 1 && groups[0].count == t && groups[0].enumerated().allSatisfy { $0.offset == $0.element }
+        // A window (up to 256 tokens) is one task per head: its keys and values are gathered
+        // once, not once per 64-row block (vit_b's 14 x 14 windows would take 4 blocks).
+        let rowBlock = !identity && t <= 256 ? t : Self.rowBlock
+        let blocks = (t + rowBlock - 1) / rowBlock
         let tasks = groups.count * heads * blocks
-        if self.qkv.precision == .bf16, groups.count == 1, groups[0].count == t,
-            groups[0].enumerated().allSatisfy({ $0.offset == $0.element })
-        {
+        if self.qkv.precision == .bf16, identity {
             attendGlobalBF16(qkv: qkv, channels: c, gridH: gridH, gridW: gridW, relH: relH, relW: relW, into: &out)
             return
         }
-        let identity = groups.count == 1 && groups[0].count == t && groups[0].enumerated().allSatisfy { $0.offset == $0.element }
         qkv.data.withUnsafeBufferPointer { qkvp in
             out.data.withUnsafeMutableBufferPointer { outp in
                 let qkvBase = qkvp.baseAddress!
                 let outBase = outp.baseAddress!
                 // Contiguous task ranges per thread, each with scratch buffers allocated once
                 // (fresh megabyte buffers per task cost page faults).
-                let maxRows = min(t, Self.rowBlock)
+                let maxRows = min(t, rowBlock)
                 Parallel.chunks(tasks) { taskRange in
                   let s = UnsafeMutablePointer<Float>.allocate(capacity: maxRows * t)
                   let scratch = UnsafeMutablePointer<Float>.allocate(capacity: identity ? 1 : (maxRows + 2 * t) * hd)
@@ -108,7 +109,7 @@ struct RelPosAttention {
                   for task in taskRange {
                     let g = task / (heads * blocks), head = (task / blocks) % heads, blk = task % blocks
                     let tokens = groups[g]
-                    let r0 = blk * Self.rowBlock, r1 = min(t, r0 + Self.rowBlock), rows = r1 - r0
+                    let r0 = blk * rowBlock, r1 = min(t, r0 + rowBlock), rows = r1 - r0
                     // This head's q (rows r0..<r1), k and v (all rows), with their row strides.
                     // A group that is every token in order (global attention) is read in place
                     // from qkv (row stride 3C); a window is gathered contiguously first.
