@@ -57,6 +57,39 @@ void asn_softmax_rows(float *x, size_t rows, size_t n) {
     }
 }
 
+// Softmax over rows of a compile-time length N (inlined per N below, so that the inner loops
+// unroll and the loop over rows can vectorise). exp is exactly 0 below -87.
+static inline void softmax_short(float *x, size_t rows, const size_t N) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * N;
+        float m = row[0];
+        for (size_t i = 1; i < N; i++) m = row[i] > m ? row[i] : m;
+        float e[8], s = 0.0f;
+        for (size_t i = 0; i < N; i++) {
+            float z = row[i] - m;
+            e[i] = z < -87.0f ? 0.0f : exp_nonpositive(z);
+            s += e[i];
+        }
+        float inv = 1.0f / s;
+        for (size_t i = 0; i < N; i++) row[i] = e[i] * inv;
+    }
+}
+
+ASN_CLONES
+void asn_softmax_short_rows(float *x, size_t rows, size_t n) {
+    switch (n) {
+    case 1: softmax_short(x, rows, 1); break;
+    case 2: softmax_short(x, rows, 2); break;
+    case 3: softmax_short(x, rows, 3); break;
+    case 4: softmax_short(x, rows, 4); break;
+    case 5: softmax_short(x, rows, 5); break;
+    case 6: softmax_short(x, rows, 6); break;
+    case 7: softmax_short(x, rows, 7); break;
+    case 8: softmax_short(x, rows, 8); break;
+    default: asn_softmax_rows(x, rows, n); break;
+    }
+}
+
 // erf(x) via Abramowitz & Stegun 7.1.26 refined: max abs error ~1.2e-7 with the
 // exp above (|x| clamped at 6, where erf is 1 to float precision).
 static inline float erf_approx(float x) {
@@ -382,3 +415,25 @@ __attribute__((constructor)) static void asn_configure_malloc(void) {
     mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
 }
 #endif
+
+// ---- Subnormal floats --------------------------------------------------------------------------
+// Training drives some gradients and Adam moments into the subnormal range (below 1.2e-38).
+// On x86 every subnormal operand or result of a multiply costs a microcode assist, and oneDNN's
+// GEMM kernels do not flush them: a one-volume AutoSAM fit's epochs grew from 5 s to 20 s by
+// epoch 50, nearly all of it inside the GEMMs (perf). Flush-to-zero and denormals-are-zero
+// (MXCSR bits 15 and 6) make them zeros: the change to any result is below 1.2e-38 in absolute
+// terms. MXCSR is per thread and inherited by threads created afterwards; the constructor sets
+// it before main, and `asn_flush_denormals` is called again at the start of every parallel task.
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
+
+void asn_flush_denormals(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static int keep = -1;
+    if (keep < 0) keep = getenv("AUTOSAM_KEEP_DENORMALS") != NULL;  // measure the difference
+    if (!keep) _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+}
+
+__attribute__((constructor)) static void asn_configure_fp(void) { asn_flush_denormals(); }

@@ -1,5 +1,6 @@
 import CBLAS
 import CDNNL
+import CKernels
 import Dispatch
 import Foundation
 
@@ -35,6 +36,7 @@ public enum Parallel {
             // Per-thread OpenMP setting: the calling thread may run some iterations too, and
             // gets its own value back below.
             omp_set_num_threads(1)
+            asn_flush_denormals()  // per-thread FP state (kernels.c)
             body(i)
         }
         omp_set_num_threads(savedOMP)

@@ -129,25 +129,20 @@ import Testing
     }
 
     /// GELU's backward (`asn_gelu_backward`: the derivative from the forward output and a
-    /// polynomial exp) against the libm formula Phi(x) + x phi(x) over [-12, 12] and at large |x|, and exp itself.
+    /// polynomial exp) against the libm formula Phi(x) + x phi(x) over [-12, 12] and at large |x|.
     @Test func geluDerivativeMatchesLibm() {
         func geluDerivative(_ x: Float, _ y: Float) -> Float {
             var g: Float = 1, xv = x, yv = y, d: Float = 0
             asn_gelu_backward(&g, &xv, &yv, &d, 1)
             return d
         }
-        var worst: Float = 0, worstExp: Float = 0
+        var worst: Float = 0
         for i in -24_000...24_000 {
             let x = Float(i) / 2000
             var t = Tensor(shape: [1], data: [x])
             Ops.gelu(&t)
             let exact = 0.5 * (1 + erf(Double(x) / 2.0.squareRoot())) + Double(x) * exp(-0.5 * Double(x) * Double(x)) / (2 * Double.pi).squareRoot()
             worst = max(worst, abs(geluDerivative(x, t.data[0]) - Float(exact)))
-            let z = -Float(i < 0 ? -i : i) / 250  // 0 ... -96
-            if z >= -87 {
-                let e = exp(Double(z))
-                worstExp = max(worstExp, Float(abs(Double(expNonPositive(z)) - e) / e))
-            }
         }
         for x: Float in [-1e4, -40, -13.5, 13.5, 40, 1e4] {
             var t = Tensor(shape: [1], data: [x])
@@ -155,7 +150,6 @@ import Testing
             #expect(abs(geluDerivative(x, t.data[0]) - (x > 0 ? 1 : 0)) < 1e-6, "GELU'(\(x))")
         }
         #expect(worst < 5e-6, "GELU derivative max abs error \(worst)")
-        #expect(worstExp < 5e-7, "exp relative error \(worstExp)")
     }
 
     /// The short-row softmax (rows of up to 8) against double precision, with score gaps far

@@ -12,6 +12,9 @@ extern "C" {
 
 /// Softmax over each of `rows` rows of length n, in place (max-subtracted).
 void asn_softmax_rows(float *x, size_t rows, size_t n);
+/// The same for short rows (n <= 8, e.g. attention over a class's few tokens); longer rows go
+/// to asn_softmax_rows.
+void asn_softmax_short_rows(float *x, size_t rows, size_t n);
 
 /// GELU (erf form) in place over n values.
 void asn_gelu(float *x, size_t n);
@@ -48,6 +51,10 @@ void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size
 void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
                               const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
                               float *inv_sum);
+
+/// Sets flush-to-zero and denormals-are-zero for the calling thread (x86; a no-op elsewhere,
+/// or when AUTOSAM_KEEP_DENORMALS is set). Set for the main thread at load.
+void asn_flush_denormals(void);
 
 /// Which instruction set the dispatcher chose (for benchmarks' reports).
 const char *asn_kernels_isa(void);

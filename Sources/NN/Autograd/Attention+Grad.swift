@@ -103,34 +103,10 @@ func softmaxBackwardRows(_ y: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Fl
 }
 
 /// Softmax over rows of length n, in place. Short rows (n <= 8: a few-keys attention's heads,
-/// the class axis of the loss) run a branch-free scalar loop per row with `expNonPositive`,
-/// which beats the vector kernel's per-row set-up there; longer rows use the C kernel.
+/// the class axis of the loss) go to a C kernel unrolled per length, whose loop over rows
+/// vectorises; longer rows to the row kernel.
 func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
-    guard n <= 8 else {
-        Ops.softmaxRows(x, rows: rows, n: n)
-        return
-    }
-    for r in 0..<rows {
-        let row = x + r * n
-        var m = row[0]
-        for i in 1..<max(n, 1) where row[i] > m { m = row[i] }
-        var sum: Float = 0
-        for i in 0..<n {
-            let e = expClamped(row[i] - m)
-            row[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for i in 0..<n { row[i] *= inv }
-    }
-}
-
-/// exp(z) for z <= 0: `expNonPositive`, and exactly 0 below -87 (where exp underflows anyway).
-@inline(__always)
-func expClamped(_ z: Float) -> Float {
-    let under = Int32(bitPattern: (z + 87).bitPattern) &>> 31  // all ones where z < -87
-    let e = expNonPositive(Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: z.bitPattern) & ~under)))
-    return Float(bitPattern: UInt32(bitPattern: Int32(bitPattern: e.bitPattern) & ~under))
+    if n <= 8 { asn_softmax_short_rows(x, rows, n) } else { Ops.softmaxRows(x, rows: rows, n: n) }
 }
 
 /// The gradients of a linear layer y = x W^T + b given dy: (dx if wanted, dW, db).

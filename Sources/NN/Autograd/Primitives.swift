@@ -136,26 +136,6 @@ extension Variable {
     }
 }
 
-/// exp(z) for -87 <= z <= 0, branch-free: 2^n by exponent bits, a degree-6 Taylor
-/// polynomial on the remainder (relative error ~1e-7). Below -87 the result is meaningless
-/// (callers mask it).
-@inline(__always)
-func expNonPositive(_ z: Float) -> Float {
-    let zc = z
-    let shifted = zc * 1.442_695_04 + 12_582_912  // round(z / ln 2) in the low mantissa bits
-    let n = shifted - 12_582_912
-    let r = zc - n * 0.693_145_751_953_125 - n * 1.428_606_765_330_187e-6
-    var p: Float = 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    let e = (Int32(bitPattern: shifted.bitPattern) &- 0x4B40_0000 &+ 127) &<< 23
-    return p * Float(bitPattern: UInt32(bitPattern: e))
-}
-
 @inline(__always)
 func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
 
