@@ -42,7 +42,7 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"])]
         ),
         // bf16 linear layers through oneDNN's matmul primitive (an opt-in precision mode).
-        .target(name: "CBF16", dependencies: ["CDNNL"], path: "Sources/CBF16", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CBF16", dependencies: ["CDNNL", "CKernels"], path: "Sources/CBF16", cSettings: [.unsafeFlags(["-O3"])]),
         // oneDNN's sgemm (Debian: libdnnl-dev), chosen by measurement as the default GEMM.
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // Narrow extern "C" API (asn_dicom.h) over DCMTK 3.6.7 (Debian: libdcmtk-dev); C++17

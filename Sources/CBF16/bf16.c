@@ -1,5 +1,6 @@
 // autosam's bf16 linear layers over oneDNN 2.6's C API (Debian libdnnl-dev).
 #include "asn_bf16.h"
+#include "asn_kernels.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -96,16 +97,10 @@ struct asn_bf16_linear {
 #define CONVERT_CLONES
 #endif
 
-static inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
-    return (uint16_t)(u >> 16);
-}
 
 CONVERT_CLONES
 static void convert(const float *src, uint16_t *dst, int64_t n, float scale) {
-    for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i] * scale);
+    for (int64_t i = 0; i < n; i++) dst[i] = asn_round_bf16(src[i] * scale);
 }
 
 static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
@@ -181,7 +176,7 @@ asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *
     l->nplans = 1;
     uint16_t *wb = malloc(sizeof(uint16_t) * n * k);
     if (!wb) { asn_bf16_linear_free(l); return NULL; }
-    for (int64_t i = 0; i < n * k; i++) wb[i] = to_bf16(weight[i]);
+    for (int64_t i = 0; i < n * k; i++) wb[i] = asn_round_bf16(weight[i]);
     // W is [n, k] row-major = the {k, n} logical matrix in "ba" order.
     dnnl_dims_t wd = {k, n};
     dnnl_memory_desc_t plain;

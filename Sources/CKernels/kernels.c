@@ -239,13 +239,6 @@ void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size
     }
 }
 
-static inline uint16_t round_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7FFF + ((u >> 16) & 1);  // round to nearest even
-    return (uint16_t)(u >> 16);
-}
-
 ASN_CLONES
 void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
                               const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
@@ -289,7 +282,7 @@ void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const
             for (size_t kx = 0; kx < gw; kx++) {
                 float e = exp_nonpositive(s[kx] + (base + bw[kx]) - m);
                 sum += e;
-                o[kx] = round_bf16(e);
+                o[kx] = asn_round_bf16(e);
             }
         }
         inv_sum[r] = 1.0f / sum;

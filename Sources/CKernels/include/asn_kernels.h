@@ -5,10 +5,19 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/// Float32 -> bfloat16, rounded to nearest even (the kernels and the bf16 layers share it).
+static inline uint16_t asn_round_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFF + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
 
 /// Softmax over each of `rows` rows of length n, in place (max-subtracted).
 void asn_softmax_rows(float *x, size_t rows, size_t n);
