@@ -106,14 +106,6 @@ static inline float erf_approx(float x) {
 }
 
 ASN_CLONES
-void asn_gelu(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + erf_approx(v * 0.70710678118654752f));
-    }
-}
-
-ASN_CLONES
 void asn_gelu_to(const float *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -240,12 +232,12 @@ void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size
 }
 
 ASN_CLONES
-void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
-                              const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
-                              float *inv_sum) {
+int asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
+                             const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
+                             float *inv_sum) {
     const size_t n = gh * gw;
     float bh[512], bw[512];
-    if (gh > 512 || gw > 512) return;
+    if (gh > 512 || gw > 512) return -1;
     for (size_t r = 0; r < rows; r++) {
         const float *srow = scores + r * n;
         uint16_t *orow = out + r * n;
@@ -287,6 +279,7 @@ void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const
         }
         inv_sum[r] = 1.0f / sum;
     }
+    return 0;
 }
 
 const char *asn_kernels_isa(void) {

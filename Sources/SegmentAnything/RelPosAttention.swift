@@ -207,9 +207,10 @@ struct RelPosAttention {
                             precondition(rc == 0, "bf16 attention scores failed (\(rc))")
                             // Bias, softmax numerators in bf16 and 1 / row sums in one kernel;
                             // the rows are normalised after the product (softmax(s) V = (e V) / sum e).
-                            withRelTables(relH, relW) { rh, rw in
+                            rc = withRelTables(relH, relW) { rh, rw in
                                 asn_rel_pos_softmax_bf16(s, rows, r0, q, 3 * c, hd, rh, rw, gridH, gridW, sB, inv)
                             }
+                            precondition(rc == 0, "bf16 attention: grid \(gridH) x \(gridW) above 512 a side")
                             rc = asn_bf16_gemm(Int64(rows), Int64(hd), Int64(t), sB, Int64(t),
                                                vBase + head * t * hd, Int64(hd), 0, o, Int64(hd))
                             precondition(rc == 0, "bf16 attention output failed (\(rc))")

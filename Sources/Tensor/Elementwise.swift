@@ -26,7 +26,7 @@ public enum Ops {
         // The buffer is taken once, outside the parallel region: tasks touch disjoint ranges.
         x.data.withUnsafeMutableBufferPointer { p in
             let base = p.baseAddress!
-            Parallel.chunks(p.count, minimum: 65536) { r in asn_gelu(base + r.lowerBound, r.count) }
+            Parallel.chunks(p.count, minimum: 65536) { r in asn_gelu_to(base + r.lowerBound, base + r.lowerBound, r.count) }
         }
     }
 

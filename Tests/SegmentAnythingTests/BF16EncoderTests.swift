@@ -61,12 +61,13 @@ import Testing
             if withBias { asn_add_rel_pos(&expected, rows, r0, q, hd, hd, relH, relW, gh, gw) }
             expected.withUnsafeMutableBufferPointer { asn_softmax_rows($0.baseAddress!, rows, n) }
             var numerators = [UInt16](repeating: 0, count: rows * n), inv = [Float](repeating: 0, count: rows)
-            relH.withUnsafeBufferPointer { rh in
+            let rc = relH.withUnsafeBufferPointer { rh in
                 relW.withUnsafeBufferPointer { rw in
                     asn_rel_pos_softmax_bf16(scores, rows, r0, q, hd, hd, withBias ? rh.baseAddress : nil,
                                              withBias ? rw.baseAddress : nil, gh, gw, &numerators, &inv)
                 }
             }
+            #expect(rc == 0)
             var worst: Float = 0
             for r in 0..<rows {
                 for i in 0..<n {

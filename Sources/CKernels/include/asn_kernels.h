@@ -25,9 +25,7 @@ void asn_softmax_rows(float *x, size_t rows, size_t n);
 /// to asn_softmax_rows.
 void asn_softmax_short_rows(float *x, size_t rows, size_t n);
 
-/// GELU (erf form) in place over n values.
-void asn_gelu(float *x, size_t n);
-/// GELU of x into y (one pass; y may not overlap x except exactly).
+/// GELU (erf form) of x into y, n values (y may be x: in place; no other overlap).
 void asn_gelu_to(const float *x, float *y, size_t n);
 /// Backward of GELU: d = g * GELU'(x) from x and y = GELU(x) (all n long; d may be g).
 void asn_gelu_backward(const float *g, const float *x, const float *y, float *d, size_t n);
@@ -56,10 +54,11 @@ void asn_add_rel_pos(float *scores, size_t rows, size_t r0, const float *q, size
 /// decomposed relative-position bias (skipped when rel_h or rel_w is NULL; q is the unscaled
 /// query, row stride ldq, rows r0..<r0+rows of the grid), then the softmax numerators
 /// exp(v - row max) rounded to bfloat16 into out, and 1 / (their float32 sum) into inv_sum[rows]:
-/// the caller scales each output row of (numerators @ V) by inv_sum.
-void asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
-                              const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
-                              float *inv_sum);
+/// the caller scales each output row of (numerators @ V) by inv_sum. Returns 0, or -1 (nothing
+/// written) for a grid side above 512.
+int asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const float *q, size_t ldq, size_t hd,
+                             const float *rel_h, const float *rel_w, size_t gh, size_t gw, uint16_t *out,
+                             float *inv_sum);
 
 /// Sets flush-to-zero and denormals-are-zero for the calling thread (x86; a no-op elsewhere,
 /// or when AUTOSAM_KEEP_DENORMALS is set). Set for the main thread at load.
