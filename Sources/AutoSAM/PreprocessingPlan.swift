@@ -50,8 +50,9 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
 
     /// Our default: a robust intensity window (0.5 / 99.5 percentiles, against bright
     /// outliers), a 224 mm field around the slice centre, and augmented training views
-    /// (`views` per slice when given, each one encoder run per slice).
-    public static func robust(encoderSize: Int, views: Int? = nil) -> PreprocessingPlan {
+    /// (`views` per slice when given, each one encoder run per slice; `elasticMM` sets the
+    /// elastic deformation's strength, off by default).
+    public static func robust(encoderSize: Int, views: Int? = nil, elasticMM: Double? = nil) -> PreprocessingPlan {
         var p = paper(encoderSize: encoderSize)
         p.lowerPercentile = 0.5
         p.upperPercentile = 99.5
@@ -59,6 +60,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         p.augmentation = Augmentation()
         p.standardizeEmbeddings = true
         if let views { p.augmentation?.views = views }
+        if let elasticMM { p.augmentation?.elasticMM = elasticMM }
         return p
     }
 
@@ -230,12 +232,21 @@ public struct FieldTransform: Sendable, Equatable {
     public var center: SIMD2<Double>
     /// Row-major 2x2 matrix [m00, m01, m10, m11].
     public var m: [Double]
+    /// An elastic warp of the sampling positions (training views only), with the slice's
+    /// pixel spacing (mm) it works in.
+    var warp: ElasticWarp? = nil
+    var warpSpacing = SIMD2<Double>(1, 1)
 
     func source(_ u: SIMD2<Double>) -> SIMD2<Double> {
-        center + SIMD2(m[0] * u.x + m[1] * u.y, m[2] * u.x + m[3] * u.y)
+        let p = center + SIMD2(m[0] * u.x + m[1] * u.y, m[2] * u.x + m[3] * u.y)
+        guard let warp else { return p }
+        return p + warp.displacement((p - center) * warpSpacing) / warpSpacing
     }
 
+    /// The field coordinates of slice pixel position p (not defined for a warped field, which
+    /// only training views have).
     func inverse(_ p: SIMD2<Double>) -> SIMD2<Double> {
+        precondition(warp == nil, "inverse of an elastically warped field")
         let d = p - center, det = m[0] * m[3] - m[1] * m[2]
         return SIMD2((m[3] * d.x - m[1] * d.y) / det, (-m[2] * d.x + m[0] * d.y) / det)
     }
@@ -250,7 +261,7 @@ public struct FieldTransform: Sendable, Equatable {
         if v.mirror { n[0] = -n[0]; n[2] = -n[2] }
         return FieldTransform(
             center: center + SIMD2(v.shiftMM.x / spacing.x, v.shiftMM.y / spacing.y),
-            m: [n[0] / spacing.x, n[1] / spacing.x, n[2] / spacing.y, n[3] / spacing.y])
+            m: [n[0] / spacing.x, n[1] / spacing.x, n[2] / spacing.y, n[3] / spacing.y], warp: v.warp, warpSpacing: spacing)
     }
 
     @inline(__always) func u(_ i: Int, _ side: Int) -> Double { (Double(i) + 0.5) / Double(side) - 0.5 }
@@ -345,7 +356,7 @@ struct BilinearTap {
 }
 
 /// Ranges of the random training views (the paper: brightness, gamma, Gaussian noise, mirror,
-/// elastic deformation, rotation, scaling; elastic deformation is not offered here).
+/// elastic deformation, rotation, scaling).
 public struct Augmentation: Codable, Equatable, Sendable {
     /// Random views per slice, each encoded once (and cached) in addition to the plain view.
     /// An epoch trains on one view of each slice, so few labelled slices need many views.
@@ -370,9 +381,44 @@ public struct Augmentation: Codable, Equatable, Sendable {
     /// Mirror the field left-right with probability 1/2 (off by default: the right ventricle
     /// lies on one side of the left in every short-axis stack).
     public var mirror = false
+    /// Elastic deformation: the standard deviation, in millimetres, of a smooth random
+    /// displacement of the sampling positions (each axis), 0 for none. See `ElasticWarp`.
+    public var elasticMM = 0.0
+    /// The range of the displacement's wavelengths in millimetres (longer is smoother).
+    public var elasticWavelengthMM = [60.0, 120.0]
     public var seed: UInt64 = 0
 
+    /// The elastic standard deviations a command may ask for (mm). Strong warps are scaled down
+    /// so that none folds (`ElasticWarp`), so at a few millimetres and above the realised spread
+    /// is below the setting.
+    public static let elasticRange = 0.0...8.0
+
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case views, rotationDegrees, scaleRange, shiftMM, brightness, gammaRange, noise, mirror, elasticMM, elasticWavelengthMM, seed
+    }
+
+    /// Plans saved before elastic deformation existed decode with it off.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        views = try c.decode(Int.self, forKey: .views)
+        rotationDegrees = try c.decode(Double.self, forKey: .rotationDegrees)
+        scaleRange = try c.decode([Double].self, forKey: .scaleRange)
+        shiftMM = try c.decode(Double.self, forKey: .shiftMM)
+        brightness = try c.decode(Double.self, forKey: .brightness)
+        gammaRange = try c.decode([Double].self, forKey: .gammaRange)
+        noise = try c.decode(Double.self, forKey: .noise)
+        mirror = try c.decode(Bool.self, forKey: .mirror)
+        elasticMM = try c.decodeIfPresent(Double.self, forKey: .elasticMM) ?? 0
+        elasticWavelengthMM = try c.decodeIfPresent([Double].self, forKey: .elasticWavelengthMM) ?? [60, 120]
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        guard Self.elasticRange.contains(elasticMM), elasticWavelengthMM.count == 2,
+              elasticWavelengthMM[0] > 0, elasticWavelengthMM[1] >= elasticWavelengthMM[0] else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
+                "elastic deformation must be \(Self.elasticRange) mm with wavelengths 0 < min <= max"))
+        }
+    }
 
     /// The `index`-th random view of a slice named `key` (a pure function of both and `seed`).
     func view(_ index: Int, key: String) -> AugmentedView {
@@ -385,9 +431,71 @@ public struct Augmentation: Codable, Equatable, Sendable {
         let bright = (g.unit() * 2 - 1) * brightness * 255
         let gamma = exp(log(gammaRange[0]) + g.unit() * (log(gammaRange[1]) - log(gammaRange[0])))
         let flip = mirror && g.unit() < 0.5
+        let noiseSeed = g.next()
+        // Drawn last, so the other parameters of a view do not depend on it.
+        let warp = elasticMM > 0 ? ElasticWarp(random: &g, std: elasticMM, wavelengths: elasticWavelengthMM) : nil
         return AugmentedView(
             rotation: rot, scale: scale, shiftMM: shift, mirror: flip, brightness: Float(bright), gamma: Float(gamma),
-            noise: Float(noise * 255), noiseSeed: g.next())
+            noise: Float(noise * 255), noiseSeed: noiseSeed, warp: warp)
+    }
+}
+
+/// A smooth random displacement field in millimetres on the slice plane: for each axis the sum
+/// of a few plane waves, a sin(2 pi k . p + phase), with random directions, wavelengths in a
+/// range and normal amplitudes, so each component has the given standard deviation on average
+/// (less where a strong draw is scaled down so as not to fold).
+/// The sampling position p (mm, relative to the field's centre) becomes p + d(p): image and
+/// labels of a view are warped identically because both sample through the same field.
+public struct ElasticWarp: Sendable, Equatable {
+    /// Per wave: wave vector (cycles per mm), phase, amplitude (mm), axis (0: x, 1: y).
+    struct Wave: Sendable, Equatable {
+        var k: SIMD2<Double>
+        var phase: Double
+        var amplitude: Double
+        var axis: Int
+    }
+    var waves: [Wave]
+
+    /// Waves per axis. A sine's mean square is 1/2, so amplitudes of std sigma * sqrt(2 / n)
+    /// give each component the variance sigma^2.
+    static let wavesPerAxis = 3
+
+    init(random g: inout SplitMix64, std: Double, wavelengths: [Double]) {
+        let n = Self.wavesPerAxis
+        var waves: [Wave] = []
+        for axis in 0..<2 {
+            for _ in 0..<n {
+                let angle = g.unit() * 2 * .pi
+                let lambda = wavelengths[0] + g.unit() * (wavelengths[1] - wavelengths[0])
+                let phase = g.unit() * 2 * .pi
+                // Box-Muller.
+                let u1 = max(g.unit(), 1e-12), u2 = g.unit()
+                let normal = (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
+                waves.append(Wave(k: SIMD2(cos(angle), sin(angle)) / lambda, phase: phase,
+                                  amplitude: normal * std * (2 / Double(n)).squareRoot(), axis: axis))
+            }
+        }
+        // Each Jacobian entry of an axis's displacement is at most B = sum |a| 2 pi |k| over that
+        // axis's waves, so det(I + J) >= 1 - B_x - B_y: a warp with B_x + B_y above 0.8 is
+        // scaled down to it, and no warp folds (det >= 0.2) whatever the settings.
+        let bound = waves.reduce(0) { $0 + abs($1.amplitude) * 2 * .pi * (($1.k.x * $1.k.x + $1.k.y * $1.k.y).squareRoot()) }
+        if bound > Self.maximumStretch {
+            for i in waves.indices { waves[i].amplitude *= Self.maximumStretch / bound }
+        }
+        self.waves = waves
+    }
+
+    /// The largest B_x + B_y a warp may have (see `init`).
+    static let maximumStretch = 0.8
+
+    /// The displacement (mm) at position p (mm).
+    func displacement(_ p: SIMD2<Double>) -> SIMD2<Double> {
+        var d = SIMD2<Double>(0, 0)
+        for w in waves {
+            let v = w.amplitude * sin(2 * .pi * (w.k.x * p.x + w.k.y * p.y) + w.phase)
+            d[w.axis] += v
+        }
+        return d
     }
 }
 
@@ -401,6 +509,7 @@ struct AugmentedView {
     var gamma: Float
     var noise: Float
     var noiseSeed: UInt64
+    var warp: ElasticWarp? = nil
 
     func adjustIntensity(_ v: inout [Float]) {
         guard gamma != 1 || brightness != 0 || noise > 0 else { return }

@@ -107,8 +107,8 @@ public enum HeadSetup {
     /// without embedding standardisation for an AutoSAM head that starts from a checkpoint's
     /// pretrained mask decoder (it expects the raw embedding).
     /// `views` overrides the plan's augmented views per slice (each one encoder run per slice).
-    public static func plan(for encoder: FrozenEncoder, head: HeadKind, views: Int? = nil) -> PreprocessingPlan {
-        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize, views: views)
+    public static func plan(for encoder: FrozenEncoder, head: HeadKind, views: Int? = nil, elasticMM: Double? = nil) -> PreprocessingPlan {
+        var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize, views: views, elasticMM: elasticMM)
         if head == .autosam && !encoder.isRandom { p.standardizeEmbeddings = false }
         return p
     }

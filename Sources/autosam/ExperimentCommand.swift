@@ -32,6 +32,7 @@ struct ExperimentCommand: ParsableCommand {
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
     @Flag(help: "Train on the plain slices only (no augmented views).") var noAugment = false
     @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
+    @Option(help: "Elastic deformation of the training views: standard deviation of the smooth displacement in mm (default 0: off).") var elastic: Double?
     @Option(help: "Fewest training samples per epoch: every slice's views are drawn again until an epoch holds this many (0: one view per slice, the paper's epoch).") var epochSamples = TrainingOptions.fewShotEpochSamples
     @Option(help: "Inference views per test slice: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged.") var testRotations = 1
 
@@ -51,6 +52,7 @@ struct ExperimentCommand: ParsableCommand {
             c.unetSize = unetSize
             c.augment = !noAugment
             c.views = views
+            c.elasticMM = elastic
             c.testRotations = testRotations
             c.epochSamples = epochSamples
             try c.validate()

@@ -26,6 +26,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
     @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
     @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
+    @Option(help: "Elastic deformation of the training views: standard deviation of the smooth displacement in mm (default 0: off).") var elastic: Double?
     @Option(help: "Inference views per slice saved in the model's plan: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default 1; each is one encoder run per slice).") var testRotations: Int?
 
     func run() throws {
@@ -37,6 +38,7 @@ struct FitCommand: ParsableCommand {
         let samples = TrainingOptions.minimumEpochSamplesRange, rotations = PreprocessingPlan.testTimeRotationsRange
         guard samples.contains(epochSamples) else { throw ValidationError("--epoch-samples must be \(samples)") }
         if let views, !Augmentation.viewsRange.contains(views) { throw ValidationError("--views must be \(Augmentation.viewsRange)") }
+        if let elastic, !Augmentation.elasticRange.contains(elastic) { throw ValidationError("--elastic must be \(Augmentation.elasticRange) mm") }
         if let testRotations, !rotations.contains(testRotations) { throw ValidationError("--test-rotations must be \(rotations)") }
         let all = try ACDCDataset.patients(in: data)
         func pick(_ list: String?) throws -> [ACDCPatient] {
@@ -52,7 +54,7 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(p.id) has no ED/ES ground truth (_gt) to train on")
         }
         let enc = try FrozenEncoder(source: encoder)
-        var plan = HeadSetup.plan(for: enc, head: head, views: views)
+        var plan = HeadSetup.plan(for: enc, head: head, views: views, elasticMM: elastic)
         var initial: SegmentationHead?
         if let initModel {
             let (h, meta) = try HeadModel.load(initModel)

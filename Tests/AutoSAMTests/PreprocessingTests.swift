@@ -58,10 +58,9 @@ import Testing
         #expect(abs(Double(inside) - 25 * 33.3) < 60, "\(inside)")
     }
 
-    /// An augmented view moves image and labels together: an image whose intensity encodes
-    /// the class, seen through a rotated, scaled and shifted field, still agrees with the labels
-    /// sampled through the same field.
-    @Test func augmentedImageAndLabelsStayAligned() {
+    /// A plan with a 120 mm field and the full intensity range, augmentation with geometry
+    /// only, and `labelSlice()` as an image whose intensity encodes the class.
+    func geometryOnlySetup() -> (PreprocessingPlan, Augmentation, Slice2D<UInt8>, Slice2D<Float>) {
         var plan = PreprocessingPlan.robust(encoderSize: 256)
         plan.fieldOfViewMM = 120
         plan.lowerPercentile = 0
@@ -70,21 +69,101 @@ import Testing
         aug.brightness = 0
         aug.gammaRange = [1, 1]
         aug.noise = 0
-        aug.mirror = true
-        plan.augmentation = aug
         let s = labelSlice()
         let image = Slice2D<Float>(width: s.width, height: s.height, pixels: s.pixels.map { Float($0) * 100 }, spacing: s.spacing)
+        return (plan, aug, s, image)
+    }
+
+    /// The share of a view's pixels where the class read from the image agrees with the labels
+    /// sampled through the same field, and those labels.
+    func agreement(_ plan: PreprocessingPlan, _ view: AugmentedView, _ s: Slice2D<UInt8>, _ image: Slice2D<Float>) -> (Double, [UInt8]) {
+        let img = plan.window(image, view: view), lab = plan.labels(s, side: plan.sliceSize, view: view)
+        // Window maps 0...300 to 0...255: class = round(value / 85).
+        let fromImage = img.map { UInt8(min(3, max(0, Int(($0 / 85).rounded())))) }
+        return (Double(zip(fromImage, lab).filter { $0 == $1 }.count) / Double(lab.count), lab)
+    }
+
+    /// An augmented view moves image and labels together: an image whose intensity encodes
+    /// the class, seen through a rotated, scaled and shifted field, still agrees with the labels
+    /// sampled through the same field.
+    @Test func augmentedImageAndLabelsStayAligned() {
+        var (plan, aug, s, image) = geometryOnlySetup()
+        aug.mirror = true
+        plan.augmentation = aug
         var moved = 0
         for v in 1...6 {
-            let view = aug.view(v, key: "test slice")
-            let img = plan.window(image, view: view), lab = plan.labels(s, side: plan.sliceSize, view: view)
-            // Window maps 0...300 to 0...255: class = round(value / 85).
-            let fromImage = img.map { UInt8(min(3, max(0, Int(($0 / 85).rounded())))) }
-            let agree = zip(fromImage, lab).filter { $0 == $1 }.count
-            #expect(Double(agree) / Double(lab.count) > 0.98, "view \(v): \(agree) of \(lab.count)")
+            let (agree, lab) = agreement(plan, aug.view(v, key: "test slice"), s, image)
+            #expect(agree > 0.98, "view \(v): \(agree)")
             if lab != plan.labels(s, side: plan.sliceSize) { moved += 1 }
         }
         #expect(moved == 6)  // every view really is transformed
+    }
+
+    /// Elastic deformation warps image and labels together, and really deforms them (not
+    /// only the affine part): the same alignment check with the warp on, and the warped labels
+    /// differ from the unwarped view's.
+    @Test func elasticViewsKeepImageAndLabelsAligned() {
+        var (plan, aug, s, image) = geometryOnlySetup()
+        aug.elasticMM = 4
+        plan.augmentation = aug
+        var flat = aug
+        flat.elasticMM = 0
+        for v in 1...6 {
+            let view = aug.view(v, key: "test slice"), plain = flat.view(v, key: "test slice")
+            #expect(view.warp != nil && plain.warp == nil)
+            // The warp is drawn last: every other parameter of the view is unchanged by it.
+            #expect(view.rotation == plain.rotation && view.scale == plain.scale && view.shiftMM == plain.shiftMM
+                    && view.noiseSeed == plain.noiseSeed)
+            let (agree, lab) = agreement(plan, view, s, image)
+            #expect(agree > 0.98, "view \(v): \(agree)")
+            let unwarped = plan.labels(s, side: plan.sliceSize, view: plain)
+            let changed = zip(lab, unwarped).filter { $0 != $1 }.count
+            #expect(changed > 50, "view \(v): the warp moved only \(changed) label pixels")
+        }
+    }
+
+    /// The displacement has the asked-for spread, and at the strongest allowed setting the
+    /// warp does not fold (its Jacobian determinant stays positive) on a 200 mm square.
+    @Test func elasticWarpSpreadAndNoFolding() {
+        var aug = Augmentation()
+        aug.elasticMM = 2
+        var sum = 0.0, n = 0
+        for v in 1...200 {
+            let w = aug.view(v, key: "k").warp!
+            for p in [SIMD2<Double>(0, 0), SIMD2(37, -12), SIMD2(-50, 41)] {
+                let d = w.displacement(p)
+                sum += d.x * d.x + d.y * d.y
+                n += 2
+            }
+        }
+        let std = (sum / Double(n)).squareRoot()
+        #expect(std > 1.5 && std < 2.4, "displacement std \(std) mm for 2 mm asked")
+        aug.elasticMM = Augmentation.elasticRange.upperBound
+        var worst = Double.infinity
+        for v in 1...100 {
+            let w = aug.view(v, key: "k").warp!
+            for y in stride(from: -100.0, through: 100, by: 10) {
+                for x in stride(from: -100.0, through: 100, by: 10) {
+                    let h = 0.01, p = SIMD2(x, y)
+                    let dx = (w.displacement(p + SIMD2(h, 0)) - w.displacement(p - SIMD2(h, 0))) / (2 * h)
+                    let dy = (w.displacement(p + SIMD2(0, h)) - w.displacement(p - SIMD2(0, h))) / (2 * h)
+                    worst = min(worst, (1 + dx.x) * (1 + dy.y) - dy.x * dx.y)
+                }
+            }
+        }
+        #expect(worst > 0, "the warp folds: Jacobian determinant \(worst)")
+    }
+
+    /// Plans saved before elastic deformation existed load with it off; a bad one is refused.
+    @Test func augmentationWithoutElasticKeysLoads() throws {
+        let old = #"{"views":16,"rotationDegrees":180,"scaleRange":[0.7,1.4],"shiftMM":20,"brightness":0.1,"gammaRange":[0.7,1.5],"noise":0.03,"mirror":false,"seed":0}"#
+        let a = try JSONDecoder().decode(Augmentation.self, from: Data(old.utf8))
+        #expect(a.elasticMM == 0 && a.views == 16 && a.view(3, key: "x").warp == nil)
+        var b = Augmentation()
+        b.elasticMM = 5
+        #expect(try JSONDecoder().decode(Augmentation.self, from: JSONEncoder().encode(b)) == b)
+        let bad = old.replacingOccurrences(of: #""seed":0"#, with: #""seed":0,"elasticMM":-1"#)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Augmentation.self, from: Data(bad.utf8)) }
     }
 
     @Test func viewsAreReproducibleAndDistinct() {

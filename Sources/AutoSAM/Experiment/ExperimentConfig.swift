@@ -79,6 +79,8 @@ public struct ExperimentConfig: Codable, Sendable {
     public var augment = true
     /// Augmented views per slice (nil: the plan's default).
     public var views: Int?
+    /// Elastic deformation of the training views, mm (nil: the plan's default, off).
+    public var elasticMM: Double?
     /// Inference views per test slice (`PreprocessingPlan.testTimeRotations`), for every head
     /// and the UNet.
     public var testRotations = 1
@@ -143,6 +145,7 @@ public struct ExperimentConfig: Codable, Sendable {
         guard validationPatients >= 0 else { throw ExperimentError.badOption("--validation must be 0 or more") }
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
         if let views, !Augmentation.viewsRange.contains(views) { throw ExperimentError.badOption("--views must be \(Augmentation.viewsRange)") }
+        if let elasticMM, !Augmentation.elasticRange.contains(elasticMM) { throw ExperimentError.badOption("--elastic must be \(Augmentation.elasticRange) mm") }
         let rotations = PreprocessingPlan.testTimeRotationsRange, samples = TrainingOptions.minimumEpochSamplesRange
         guard rotations.contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be \(rotations)") }
         guard samples.contains(epochSamples) else { throw ExperimentError.badOption("--epoch-samples must be \(samples)") }

@@ -67,8 +67,8 @@ public final class ExperimentRunner {
     /// The encoder's preprocessing: the same plan `autosam fit` uses (its augmented training
     /// views included when `augment` is set, as `autosam fit` does). Its samples stay raw
     /// (no embedding statistics); each head completes its own plan (`HeadSetup.plan`).
-    public static func plan(for encoder: FrozenEncoder, views: Int? = nil) -> PreprocessingPlan {
-        .robust(encoderSize: encoder.config.imageSize, views: views)
+    public static func plan(for encoder: FrozenEncoder, views: Int? = nil, elasticMM: Double? = nil) -> PreprocessingPlan {
+        .robust(encoderSize: encoder.config.imageSize, views: views, elasticMM: elasticMM)
     }
 
     struct TestVolume {
@@ -92,7 +92,7 @@ public final class ExperimentRunner {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         let encoder = try FrozenEncoder(source: config.encoder)
-        var plan = Self.plan(for: encoder, views: config.views)
+        var plan = Self.plan(for: encoder, views: config.views, elasticMM: config.elasticMM)
         plan.testTimeRotations = config.testRotations
         let cache = try EmbeddingCache(folder: cacheFolder)
         let needsDecoder = config.heads.contains(.autosam) || config.boxPrompt
@@ -182,7 +182,7 @@ public final class ExperimentRunner {
                         }
                         (train, val) = embedded!
                         // The shared samples are raw; each head standardises its own copy.
-                        headPlan = HeadSetup.plan(for: encoder, head: kind, views: config.views)
+                        headPlan = HeadSetup.plan(for: encoder, head: kind, views: config.views, elasticMM: config.elasticMM)
                         headPlan.testTimeRotations = config.testRotations
                         SliceData.standardizeForTraining(train: &train, validation: &val, plan: &headPlan)
                         model = try HeadSetup.freshHead(kind, encoder: encoder, sam: samTensors, seed: seed)
