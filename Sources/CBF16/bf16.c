@@ -72,6 +72,7 @@ static void *thread_scratch(size_t need) {
 typedef struct {
     int64_t m;
     int nthr;
+    int bf16_out;               // destination in bfloat16 (else float32)
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src_md, dst_md, scratch_md;
 } plan_t;
@@ -103,14 +104,14 @@ static void convert(const float *src, uint16_t *dst, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) dst[i] = asn_round_bf16(src[i] * scale);
 }
 
-static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
+static int make_plan(asn_bf16_linear *l, int64_t m, int bf16_out, plan_t *p) {
     dnnl_dims_t sd = {m, l->k}, wd = {l->k, l->n}, dd = {m, l->n};
     dnnl_memory_desc_t wany;
     if (dnnl_memory_desc_init_by_tag(&p->src_md, 2, sd, dnnl_bf16, dnnl_ab)) return -1;
     // Later plans take the layout the weights already have.
     if (l->weights) wany = l->wei_md;
     else if (dnnl_memory_desc_init_by_tag(&wany, 2, wd, dnnl_bf16, dnnl_format_tag_any)) return -1;
-    if (dnnl_memory_desc_init_by_tag(&p->dst_md, 2, dd, dnnl_f32, dnnl_ab)) return -1;
+    if (dnnl_memory_desc_init_by_tag(&p->dst_md, 2, dd, bf16_out ? dnnl_bf16 : dnnl_f32, dnnl_ab)) return -1;
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &p->src_md, &wany, l->bias ? &l->bias_md : NULL, &p->dst_md)) return -1;
     dnnl_primitive_attr_t attr = NULL;
@@ -142,6 +143,7 @@ static int make_plan(asn_bf16_linear *l, int64_t m, plan_t *p) {
     dnnl_primitive_desc_destroy(pd);
     p->m = m;
     p->nthr = omp_get_max_threads();
+    p->bf16_out = bf16_out;
     return rc ? -1 : 0;
 }
 
@@ -172,7 +174,7 @@ asn_bf16_linear *asn_bf16_linear_create_fused(const float *weight, const float *
         memcpy(handle, bias, sizeof(float) * n);
     }
     // A first plan fixes the weights' layout; the weights are converted and reordered once.
-    if (make_plan(l, 4096, &l->plans[0])) { asn_bf16_linear_free(l); return NULL; }
+    if (make_plan(l, 4096, 0, &l->plans[0])) { asn_bf16_linear_free(l); return NULL; }
     l->nplans = 1;
     uint16_t *wb = malloc(sizeof(uint16_t) * n * k);
     if (!wb) { asn_bf16_linear_free(l); return NULL; }
@@ -214,28 +216,24 @@ int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y,
     return rc;
 }
 
-int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate) {
+// Runs the plan for (m, this thread's OpenMP thread count, destination type), made on first use.
+static int run_plan(asn_bf16_linear *l, const uint16_t *xb, int64_t m, void *out, int bf16_out) {
     plan_t *p = NULL;
     int nthr = omp_get_max_threads();
     pthread_mutex_lock(&l->lock);
-    for (int i = 0; i < l->nplans; i++) if (l->plans[i].m == m && l->plans[i].nthr == nthr) p = &l->plans[i];
+    for (int i = 0; i < l->nplans; i++)
+        if (l->plans[i].m == m && l->plans[i].nthr == nthr && l->plans[i].bf16_out == bf16_out) p = &l->plans[i];
     if (!p) {
         if (l->nplans == MAX_SHAPES) { pthread_mutex_unlock(&l->lock); return -3; }
         p = &l->plans[l->nplans];
-        if (make_plan(l, m, p)) { pthread_mutex_unlock(&l->lock); return -1; }
+        int rc = make_plan(l, m, bf16_out, p);
+        if (rc) { pthread_mutex_unlock(&l->lock); return rc; }
         l->nplans++;
     }
     pthread_mutex_unlock(&l->lock);
     dnnl_stream_t stream = thread_stream();
     void *scratch = thread_scratch(dnnl_memory_desc_get_size(&p->scratch_md));
     if (!stream || !scratch) return -4;
-    float *out = y;
-    float *tmp = NULL;
-    if (accumulate) {
-        tmp = malloc(sizeof(float) * m * l->n);
-        if (!tmp) return -4;
-        out = tmp;
-    }
     dnnl_memory_t s = NULL, d = NULL, sp = NULL;
     int rc = -1;
     if (dnnl_memory_create(&s, &p->src_md, l->engine, (void *)xb) == dnnl_success
@@ -248,11 +246,21 @@ int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_
     if (s) dnnl_memory_destroy(s);
     if (d) dnnl_memory_destroy(d);
     if (sp) dnnl_memory_destroy(sp);
-    if (tmp) {
-        if (rc == 0) for (int64_t i = 0; i < m * l->n; i++) y[i] += tmp[i];
-        free(tmp);
-    }
     return rc;
+}
+
+int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate) {
+    if (!accumulate) return run_plan(l, xb, m, y, 0);
+    float *tmp = malloc(sizeof(float) * m * l->n);
+    if (!tmp) return -4;
+    int rc = run_plan(l, xb, m, tmp, 0);
+    if (rc == 0) for (int64_t i = 0; i < m * l->n; i++) y[i] += tmp[i];
+    free(tmp);
+    return rc;
+}
+
+int asn_bf16_linear_run_to_bf16(asn_bf16_linear *l, const uint16_t *xb, int64_t m, uint16_t *y) {
+    return run_plan(l, xb, m, y, 1);
 }
 
 void asn_bf16_linear_free(asn_bf16_linear *l) {

@@ -135,14 +135,14 @@ public struct ImageEncoderViT: Sendable {
         // (page faults were ~10% of a service profile); a chunk's 12 MB is reused from the heap.
         let rows = m.shape[0], chunk = mlpRowChunk
         if rows <= chunk {
-            m = Profiler.measure("mlp gemm") { b.lin2(b.lin1(m)) }  // lin1: bias and GELU fused
+            m = Profiler.measure("mlp gemm") { mlp(b, m) }
             Profiler.measure("residual") { Ops.add(&x, m) }
             return
         }
         for r0 in stride(from: 0, to: rows, by: chunk) {
             let n = min(chunk, rows - r0)
             let part = Tensor(shape: [n, c], data: Array(m.data[(r0 * c)..<((r0 + n) * c)]))
-            let out = Profiler.measure("mlp gemm") { b.lin2(b.lin1(part)) }
+            let out = Profiler.measure("mlp gemm") { mlp(b, part) }
             Profiler.measure("residual") {
                 x.data.withUnsafeMutableBufferPointer { xp in
                     out.data.withUnsafeBufferPointer { op in
@@ -152,6 +152,13 @@ public struct ImageEncoderViT: Sendable {
                 }
             }
         }
+    }
+
+    /// lin2(lin1(x)), lin1 with its bias and GELU fused; in bf16 the hidden activation stays
+    /// in bfloat16 between the two products (it was rounded to bfloat16 before lin2 anyway).
+    func mlp(_ b: EncoderBlock, _ x: Tensor) -> Tensor {
+        if b.lin2.precision == .bf16, let hidden = b.lin1.bf16Output(x) { return b.lin2(hidden) }
+        return b.lin2(b.lin1(x))
     }
 
     /// Token rows per MLP chunk (see `forward`); tests compare against one chunk.

@@ -72,12 +72,8 @@ public final class Linear: @unchecked Sendable {
                 let xb = xp.baseAddress!
                 if let bf16 {
                     // Inputs to bfloat16 on all cores, then one fused oneDNN matmul.
-                    let converted = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * inF)
-                    defer { converted.deallocate() }
-                    Parallel.chunks(rows * inF, minimum: 65536) { r in
-                        asn_to_bf16(xb + r.lowerBound, converted + r.lowerBound, Int64(r.count), 1)
-                    }
-                    let rc = asn_bf16_linear_run_converted(bf16, converted, Int64(rows), o, 0)
+                    let converted = BF16Matrix(converting: xb, rows: rows, columns: inF)
+                    let rc = asn_bf16_linear_run_converted(bf16, converted.pointer, Int64(rows), o, 0)
                     precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inF)")
                 } else {
                     weight.data.withUnsafeBufferPointer { wp in
@@ -100,4 +96,52 @@ public final class Linear: @unchecked Sendable {
         }
         return Tensor(shape: shape, data: out)
     }
+
+    /// The layer with its output left in bfloat16 (after bias and activation), for a bf16 layer
+    /// whose output only feeds another bf16 layer: no float32 output is written and read back.
+    /// nil for a float32 layer, or where oneDNN cannot make this output type.
+    public func bf16Output(_ x: Tensor) -> BF16Matrix? {
+        guard let bf16 else { return nil }
+        precondition(x.shape.last == inFeatures, "linear: input \(x.shape) vs weight [\(outFeatures), \(inFeatures)]")
+        let rows = x.count / inFeatures
+        let converted = x.data.withUnsafeBufferPointer { BF16Matrix(converting: $0.baseAddress!, rows: rows, columns: inFeatures) }
+        let out = BF16Matrix(rows: rows, columns: outFeatures)
+        return asn_bf16_linear_run_to_bf16(bf16, converted.pointer, Int64(rows), out.pointer) == 0 ? out : nil
+    }
+
+    /// The layer on an input already in bfloat16 (a bf16 layer's `bf16Output`): [rows, out].
+    public func callAsFunction(_ x: BF16Matrix) -> Tensor {
+        precondition(x.columns == inFeatures, "linear: bf16 input with \(x.columns) columns vs weight [\(outFeatures), \(inFeatures)]")
+        guard let bf16 else { preconditionFailure("a bfloat16 input needs a bf16 layer") }
+        let rows = x.rows, outF = outFeatures
+        let out = [Float](unsafeUninitializedCapacity: rows * outF) { op, count in
+            let rc = asn_bf16_linear_run_converted(bf16, x.pointer, Int64(rows), op.baseAddress!, 0)
+            precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inFeatures)")
+            count = rows * outF
+        }
+        return Tensor(shape: [rows, outF], data: out)
+    }
+}
+
+/// A row-major bfloat16 matrix in memory this object owns (activations between bf16 layers).
+public final class BF16Matrix {
+    public let rows: Int, columns: Int
+    let pointer: UnsafeMutablePointer<UInt16>
+
+    init(rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
+        pointer = .allocate(capacity: max(1, rows * columns))
+    }
+
+    /// Float32 values converted (round to nearest even) on all cores.
+    convenience init(converting x: UnsafePointer<Float>, rows: Int, columns: Int) {
+        self.init(rows: rows, columns: columns)
+        let p = pointer
+        Parallel.chunks(rows * columns, minimum: 65536) { r in
+            asn_to_bf16(x + r.lowerBound, p + r.lowerBound, Int64(r.count), 1)
+        }
+    }
+
+    deinit { pointer.deallocate() }
 }

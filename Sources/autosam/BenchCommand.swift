@@ -9,7 +9,7 @@ extension Precision: ExpressibleByArgument {}
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks (speed and memory).", subcommands: [EncoderBench.self, GEMMBench.self, HeadBench.self, FitBench.self])
+        commandName: "bench", abstract: "Benchmarks (speed and memory).", subcommands: [EncoderBench.self, GEMMBench.self, MLPBench.self, HeadBench.self, FitBench.self])
 }
 
 struct EncoderBench: ParsableCommand {

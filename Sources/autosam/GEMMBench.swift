@@ -48,3 +48,38 @@ struct GEMMBench: ParsableCommand {
         GEMM.backend = GEMM.defaultBackend
     }
 }
+
+/// The bf16 encoder MLP of one 1024-row chunk (vit_b: 768 -> 3072 -> 768, bias and GELU fused
+/// into the first product) with its hidden activation written in float32 and converted, or
+/// left in bfloat16 by the first product: the two alternate in one process, so the host's
+/// slow phases hit both alike.
+struct MLPBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mlp", abstract: "bf16 encoder MLP chunk: float32 hidden activation against bfloat16, alternating in one process.")
+
+    @Option(help: "Timed pairs (after 5 warm-up pairs).") var pairs = 55
+
+    func run() throws {
+        var g = SplitMix64(seed: 5)
+        func random(_ shape: [Int], _ scale: Double) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float((g.unit() * 2 - 1) * scale) })
+        }
+        let x = random([1024, 768], 2)
+        let lin1 = Linear(weight: random([3072, 768], 0.05), bias: random([3072], 0.1), precision: .bf16, activation: .gelu)
+        let lin2 = Linear(weight: random([768, 3072], 0.05), bias: random([768], 0.1), precision: .bf16)
+        guard lin1.precision == .bf16, lin2.precision == .bf16, lin1.bf16Output(x) != nil else {
+            throw ValidationError("oneDNN makes no bf16 matmul with a bf16 output on this CPU")
+        }
+        var viaFloat: [Double] = [], viaBF16: [Double] = []
+        for i in 0..<(2 * (pairs + 5)) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            if i % 2 == 0 { _ = lin2(lin1(x)) } else { _ = lin2(lin1.bf16Output(x)!) }
+            let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            if i >= 10 { if i % 2 == 0 { viaFloat.append(s) } else { viaBF16.append(s) } }
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        let f = median(viaFloat), b = median(viaBF16)
+        print(String(format: "threads %d, %@ products; %d pairs: float32 hidden median %.2f ms, bfloat16 hidden median %.2f ms (ratio %.3f)",
+                     Parallel.threads, "bf16", pairs, f, b, b / f))
+    }
+}

@@ -26,6 +26,28 @@ import Testing
     }
 }
 
+/// A bf16 layer can hand its output to the next one in bfloat16 (the encoder's MLP does):
+/// the result is the same as writing float32 and converting it (both round to nearest even
+/// after the bias and GELU), bit for bit; a float32 layer has no such output.
+@Suite struct BF16HiddenActivationTests {
+    @Test func bf16OutputEqualsFloatOutputConverted() throws {
+        var g = SplitMix64(seed: 5)
+        func random(_ shape: [Int], _ scale: Double) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float((g.unit() * 2 - 1) * scale) })
+        }
+        let x = random([300, 96], 2), w1 = random([160, 96], 0.2), b1 = random([160], 0.5), w2 = random([64, 160], 0.2)
+        let lin1 = Linear(weight: w1, bias: b1, precision: .bf16, activation: .gelu)
+        let lin2 = Linear(weight: w2, bias: nil, precision: .bf16)
+        try #require(lin1.precision == .bf16 && lin2.precision == .bf16, "oneDNN made no bf16 matmul on this CPU")
+        let hidden = try #require(lin1.bf16Output(x))
+        #expect(hidden.rows == 300 && hidden.columns == 160)
+        let viaBF16 = lin2(hidden), viaFloat = lin2(lin1(x))
+        #expect(viaBF16.shape == [300, 64])
+        #expect(viaBF16.data == viaFloat.data)
+        #expect(Linear(weight: w1, bias: b1, activation: .gelu).bf16Output(x) == nil)
+    }
+}
+
 /// The MLP runs in row chunks when a grid has more tokens than a chunk (vit_b's 4096): the
 /// result must be the unchunked one.
 @Suite struct EncoderChunkingTests {

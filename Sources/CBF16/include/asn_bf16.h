@@ -25,6 +25,11 @@ int asn_bf16_linear_run(asn_bf16_linear *l, const float *x, int64_t m, float *y,
 /// The same with x already in bfloat16 (converted by the caller, e.g. on several threads).
 int asn_bf16_linear_run_converted(asn_bf16_linear *l, const uint16_t *xb, int64_t m, float *y, int accumulate);
 
+/// The same with the output in bfloat16 (rounded to nearest even after bias and GELU), for a
+/// layer whose output feeds another bfloat16 product. Returns 0 on success; -2 where this
+/// output type would need another weight layout (the caller then uses the float32 output).
+int asn_bf16_linear_run_to_bf16(asn_bf16_linear *l, const uint16_t *xb, int64_t m, uint16_t *y);
+
 void asn_bf16_linear_free(asn_bf16_linear *l);
 
 /// Float32 -> bfloat16 (round to nearest even) of n values.
