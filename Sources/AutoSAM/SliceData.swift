@@ -48,7 +48,7 @@ public enum SliceData {
         try labels.validate(maxClass: maxClass)
         let side = 4 * encoder.config.gridSize
         let views = augment ? (plan.augmentation?.views ?? 0) : 0
-        // Every slice and view of the frame, then their embeddings.
+        // Every slice and view of the frame, then their embeddings (one per core).
         var fields: [[Float]] = [], pending: [(key: String, v: Int, labels: [Int])] = []
         for k in 0..<image.shape.nz {
             let slice = try image.slice(k), labelSlice = labels.slice(k)
@@ -89,12 +89,16 @@ extension FrozenEncoder {
         return plan.headInput(cache.embedding(key: EmbeddingCache.key(encoder: identity, plan: plan, pixels: windowed), compute: compute))
     }
 
-    /// `embed(_:plan:cache:)` of several windowed fields, in input order, one after another
-    /// (each run splits its operations between the cores). Encoding several fields at once,
-    /// one per core, was tried and withdrawn: it corrupted the heap in the full test suite
-    /// (cause not yet found; docs/PERFORMANCE.md).
+    /// `embed(_:plan:cache:)` of several windowed fields, in input order, one field per core at
+    /// a time (each run single-threaded inside): independent images keep both cores busy better
+    /// than splitting every operation of one image between them (docs/PERFORMANCE.md, session 8).
     public func embedAll(_ fields: [[Float]], plan: PreprocessingPlan, cache: EmbeddingCache?) -> [Tensor] {
-        fields.map { embed($0, plan: plan, cache: cache) }
+        var out = [Tensor?](repeating: nil, count: fields.count)
+        out.withUnsafeMutableBufferPointer { op in
+            let o = op.baseAddress!
+            Parallel.forEach(fields.count) { i in o[i] = self.embed(fields[i], plan: plan, cache: cache) }
+        }
+        return out.map { $0! }
     }
 
     /// Seeded random weights (no checkpoint): there is no pretrained mask decoder to keep.
