@@ -114,17 +114,13 @@ public struct Segmenter {
         // Slices one per core at a time (encoder and head single-threaded inside): better
         // throughput than splitting each slice's operations between the cores (PERFORMANCE.md).
         let slices = try (0..<frame.shape.nz).map { try frame.slice($0) }
-        var perSlice = [[UInt8]](repeating: [], count: slices.count)
-        perSlice.withUnsafeMutableBufferPointer { out in
-            let o = out.baseAddress!
-            Parallel.forEach(slices.count) { k in
-                let slice = slices[k]
-                let logits = plan.inferenceWindows(slice, rotations: rotations).map { window in
-                    let emb = encoder.embed(window, plan: plan, cache: cache)
-                    return Autograd.withoutGrad { head.forward(Variable(emb)) }.value
-                }
-                o[k] = plan.labelsOnSlice(viewLogits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
+        let perSlice = Parallel.map(slices.count) { k in
+            let slice = slices[k]
+            let logits = plan.inferenceWindows(slice, rotations: rotations).map { window in
+                let emb = encoder.embed(window, plan: plan, cache: cache)
+                return Autograd.withoutGrad { head.forward(Variable(emb)) }.value
             }
+            return plan.labelsOnSlice(viewLogits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
         }
         for k in slices.indices { labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: perSlice[k]) }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)

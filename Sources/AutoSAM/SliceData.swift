@@ -93,12 +93,7 @@ extension FrozenEncoder {
     /// a time (each run single-threaded inside): independent images keep both cores busy better
     /// than splitting every operation of one image between them (docs/PERFORMANCE.md, session 8).
     public func embedAll(_ fields: [[Float]], plan: PreprocessingPlan, cache: EmbeddingCache?) -> [Tensor] {
-        var out = [Tensor?](repeating: nil, count: fields.count)
-        out.withUnsafeMutableBufferPointer { op in
-            let o = op.baseAddress!
-            Parallel.forEach(fields.count) { i in o[i] = self.embed(fields[i], plan: plan, cache: cache) }
-        }
-        return out.map { $0! }
+        Parallel.map(fields.count) { embed(fields[$0], plan: plan, cache: cache) }
     }
 
     /// Seeded random weights (no checkpoint): there is no pretrained mask decoder to keep.

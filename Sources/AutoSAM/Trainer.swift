@@ -74,12 +74,7 @@ public enum Trainer {
         _ head: SegmentationHead, embeddings: [Tensor], labels: [[Int]]
     ) -> Float {
         let params = head.parameters.map(\.1)
-        var outputs = [Variable?](repeating: nil, count: embeddings.count)
-        outputs.withUnsafeMutableBufferPointer { op in
-            let out = op.baseAddress!
-            Parallel.forEach(embeddings.count) { b in out[b] = head.forward(Variable(embeddings[b])) }
-        }
-        let logits = outputs.map { $0! }
+        let logits = Parallel.map(embeddings.count) { head.forward(Variable(embeddings[$0])) }
         let detached = logits.map { Variable($0.value, requiresGrad: true) }
         let loss = batchLoss(detached, labels: labels)
         loss.backward()
@@ -95,17 +90,13 @@ public enum Trainer {
     public static func dice(_ head: SegmentationHead, _ samples: [TrainingSample]) -> Double {
         guard !samples.isEmpty else { return .nan }
         // Samples on all cores; summed in sample order, so the value does not depend on timing.
-        var perSample = [Double](repeating: 0, count: samples.count)
-        perSample.withUnsafeMutableBufferPointer { out in
-            let o = out.baseAddress!
-            Parallel.forEach(samples.count) { i in
-                let pred = predict(head, samples[i].embedding), labels = samples[i].labels
-                var sum = 0.0
-                for c in 1..<head.classes {
-                    sum += SegmentationMetrics.dice(pred.map { $0 == c }, labels.map { $0 == c })
-                }
-                o[i] = sum / Double(head.classes - 1)
+        let perSample = Parallel.map(samples.count) { i in
+            let pred = predict(head, samples[i].embedding), labels = samples[i].labels
+            var sum = 0.0
+            for c in 1..<head.classes {
+                sum += SegmentationMetrics.dice(pred.map { $0 == c }, labels.map { $0 == c })
             }
+            return sum / Double(head.classes - 1)
         }
         return perSample.reduce(0, +) / Double(samples.count)
     }

@@ -44,6 +44,16 @@ public enum Parallel {
         lock.unlock()
     }
 
+    /// `forEach` collecting `body(i)` into an array in index order.
+    public static func map<T>(_ n: Int, _ body: (Int) -> T) -> [T] {
+        var out = [T?](repeating: nil, count: n)
+        out.withUnsafeMutableBufferPointer { op in
+            let o = op.baseAddress!
+            forEach(n) { i in o[i] = body(i) }
+        }
+        return out.map { $0! }
+    }
+
     /// Splits 0..<n into contiguous chunks, one per thread, and runs `body(range)` for each.
     public static func chunks(_ n: Int, minimum: Int = 1, _ body: (Range<Int>) -> Void) {
         let parts = max(1, min(threads, n / max(minimum, 1)))

@@ -79,7 +79,7 @@ struct MLPBench: ParsableCommand {
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         let f = median(viaFloat), b = median(viaBF16)
-        print(String(format: "threads %d, %@ products; %d pairs: float32 hidden median %.2f ms, bfloat16 hidden median %.2f ms (ratio %.3f)",
-                     Parallel.threads, "bf16", pairs, f, b, b / f))
+        print(String(format: "threads %d, bf16 products; %d pairs: float32 hidden median %.2f ms, bfloat16 hidden median %.2f ms (ratio %.3f)",
+                     Parallel.threads, pairs, f, b, b / f))
     }
 }
