@@ -16,6 +16,9 @@ public enum HeadKind: String, Codable, CaseIterable, Sendable {
     case autosam
     case cnn
     case linear
+    /// Ours, not the paper's: the CNN head with a context path over the embedding grid
+    /// (`ContextHead`).
+    case context
 }
 
 /// Seeded parameter initialisation: He (Kaiming) uniform for the ReLU/GELU networks, biases
@@ -123,6 +126,79 @@ public final class LinearHead: SegmentationHead {
     }
 }
 
+/// Ours, not the paper's (docs/ARCHITECTURE.md): the CNN head with a context path. The paper's
+/// CNN head sees about 6 tokens around a pixel, so with an encoder whose tokens carry no
+/// context (a random one) it cannot tell a large LV blood pool from the RV's. Here the reduced
+/// embedding first goes through a small UNet over the embedding grid (levels g, g/2, g/4, g/8,
+/// each two 3x3 convolutions with ReLU, 2x2 max pooling down, 2x2 transposed convolutions up,
+/// skips concatenated), whose deepest level covers the whole field; then the CNN head's two
+/// upsampling stages and output convolutions. The grid must be divisible by 8.
+public final class ContextHead: SegmentationHead {
+    public let kind = HeadKind.context
+    public let classes: Int
+    public let parameters: [(String, Variable)]
+    /// Channels of every context level (half the embedding's).
+    let width: Int
+    static let levels = 4
+
+    public init(inChannels c: Int, classes: Int, seed: UInt64 = 0) {
+        self.classes = classes
+        var r = Initializer(state: seed &+ 0xC0DE)
+        let w = c / 2, c2 = c / 4
+        width = w
+        var p: [(String, Variable)] = []
+        func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
+            p.append((name + ".weight", r.conv(cout, cin, k)))
+            p.append((name + ".bias", r.zeros(cout)))
+        }
+        func convT(_ name: String, _ cin: Int, _ cout: Int) {
+            p.append((name + ".weight", r.convT(cin, cout, 2)))
+            p.append((name + ".bias", r.zeros(cout)))
+        }
+        conv("reduce.0", c, c, 1)
+        conv("reduce.1", c, c, 1)
+        for l in 0..<Self.levels {
+            conv("down\(l).conv1", w, l == 0 ? c : w, 3)
+            conv("down\(l).conv2", w, w, 3)
+        }
+        for l in stride(from: Self.levels - 2, through: 0, by: -1) {
+            convT("up\(l).up", w, w)
+            conv("up\(l).conv1", w, 2 * w, 3)
+            conv("up\(l).conv2", w, w, 3)
+        }
+        convT("stage1.up", w, w)
+        conv("stage2.conv1", c2, w, 3)
+        conv("stage2.conv2", c2, c2, 3)
+        convT("stage2.up", c2, c2)
+        conv("out.conv3", c2, c2, 3)
+        conv("out.conv1", classes, c2, 1)
+        parameters = p
+    }
+
+    public func forward(_ x: Variable) -> Variable {
+        let p = Dictionary(uniqueKeysWithValues: parameters)
+        func conv(_ n: String, _ v: Variable, pad: Int) -> Variable { Variable.conv2d(v, p[n + ".weight"]!, p[n + ".bias"]!, padding: pad) }
+        func block(_ n: String, _ v: Variable) -> Variable { conv(n + ".conv2", conv(n + ".conv1", v, pad: 1).relu(), pad: 1).relu() }
+        func up(_ n: String, _ v: Variable) -> Variable { Variable.convTranspose2d(v, p[n + ".weight"]!, p[n + ".bias"]!) }
+        var y = conv("reduce.0", x, pad: 0).relu()
+        y = conv("reduce.1", y, pad: 0).relu()
+        var skips: [Variable] = []
+        for l in 0..<Self.levels {
+            if l > 0 { y = y.maxPool2x2() }
+            y = block("down\(l)", y)
+            skips.append(y)
+        }
+        for l in stride(from: Self.levels - 2, through: 0, by: -1) {
+            y = block("up\(l)", Variable.concatRows([skips[l], up("up\(l).up", y)]))
+        }
+        y = up("stage1.up", y)
+        y = block("stage2", y)
+        y = up("stage2.up", y)
+        y = conv("out.conv3", y, pad: 1).relu()
+        return conv("out.conv1", y, pad: 0)
+    }
+}
+
 public enum Heads {
     /// A fresh CNN or linear head. The AutoSAM head starts from SAM's mask decoder instead
     /// (`AutoSAMHead(sam:config:classes:seed:)`), so asking for one here is an error.
@@ -130,6 +206,7 @@ public enum Heads {
         switch kind {
         case .cnn: return CNNHead(inChannels: inChannels, classes: classes, seed: seed)
         case .linear: return LinearHead(inChannels: inChannels, classes: classes, seed: seed)
+        case .context: return ContextHead(inChannels: inChannels, classes: classes, seed: seed)
         case .autosam:
             throw CheckpointError.notACheckpoint(path: "head", reason: "the AutoSAM head is built from a SAM checkpoint's mask decoder")
         }

@@ -100,6 +100,18 @@ extension FrozenEncoder {
     public var isRandom: Bool { source == nil }
 }
 
+public enum HeadSetupError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    case gridNotDivisibleBy8(head: String, encoder: String, grid: Int)
+
+    public var description: String {
+        switch self {
+        case .gridNotDivisibleBy8(let h, let e, let g):
+            "the \(h) head pools its grid three times and needs a grid divisible by 8; encoder \(e) gives \(g) x \(g)"
+        }
+    }
+    public var errorDescription: String? { description }
+}
+
 /// What `autosam fit`, the experiment and the service share when a head is trained from scratch.
 public enum HeadSetup {
     /// The plan a head of this kind trains with on this encoder: `PreprocessingPlan.robust`,
@@ -115,6 +127,9 @@ public enum HeadSetup {
     /// A fresh head: the AutoSAM head from the SAM model's mask decoder (`sam`: the
     /// checkpoint's tensors, or the random encoder's seeded decoder), the others seeded.
     public static func freshHead(_ kind: HeadKind, encoder: FrozenEncoder, sam: [String: Tensor]? = nil, classes: Int = 4, seed: UInt64) throws -> SegmentationHead {
+        if kind == .context, encoder.config.gridSize % 8 != 0 {
+            throw HeadSetupError.gridNotDivisibleBy8(head: kind.rawValue, encoder: encoder.config.name, grid: encoder.config.gridSize)
+        }
         if kind == .autosam {
             return try AutoSAMHead(sam: try sam ?? encoder.samTensors(), config: encoder.config, classes: classes, seed: seed)
         }

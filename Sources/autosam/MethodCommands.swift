@@ -15,7 +15,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "ACDC-layout dataset folder.") var data: String
     @Option(help: "Training patients, comma-separated (e.g. patient001,patient002).") var train: String
     @Option(help: "Validation patients, comma-separated (early stopping).") var validation: String?
-    @Option(help: "Head: autosam, cnn or linear.") var head: HeadKind = .cnn
+    @Option(help: "Head: autosam, cnn, linear or context (ours: the CNN head with a context path over the embedding grid).") var head: HeadKind = .cnn
     @Option(help: "Encoder: a checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
     @Option(help: "Output model folder.") var out: String
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
@@ -242,7 +242,7 @@ struct FitBench: ParsableCommand {
         discussion: "Embeddings are random (timing does not depend on their values); labels are a disc of each class per slice.")
 
     @Option(help: "SAM checkpoint (for the AutoSAM head's mask decoder and the embedding size), or a size name for random weights.") var encoder = "vit_b"
-    @Option(help: "Head: autosam, cnn or linear.") var head: HeadKind = .autosam
+    @Option(help: "Head: autosam, cnn, linear or context (ours: the CNN head with a context path over the embedding grid).") var head: HeadKind = .autosam
     @Option(help: "Training slices (one ACDC volume's ED + ES: about 20).") var slices = 20
     @Option(help: "Validation slices, Dice computed every epoch (0: none).") var validationSlices = 20
     @Option(help: "Epochs (early stopping off).") var epochs = 120

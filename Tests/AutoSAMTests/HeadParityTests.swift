@@ -43,6 +43,7 @@ import Testing
             head = try AutoSAMHead(saved: saved, classes: classes, heads: try f.int("decoder_heads"), depth: try f.int("decoder_depth"))
         case .cnn: head = CNNHead(inChannels: inChannels, classes: classes, seed: 9)
         case .linear: head = LinearHead(inChannels: inChannels, classes: classes, seed: 9)
+        case .context: head = ContextHead(inChannels: inChannels, classes: classes, seed: 9)
         }
         let weights = f.weights
         #expect(Set(head.parameters.map(\.0)) == Set(weights.keys), "parameter names differ from the reference's")
