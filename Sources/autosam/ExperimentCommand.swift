@@ -18,12 +18,13 @@ struct ExperimentCommand: ParsableCommand {
 
     @Option(help: "ACDC-layout dataset folder (patientNNN/Info.cfg, frames and _gt).") var data: String
     @Option(help: "Encoder: a SAM checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
-    @Option(help: "Heads, comma-separated: autosam, cnn, linear.") var heads = "autosam,cnn,linear"
+    @Option(help: "Heads, comma-separated: autosam, cnn, linear, context (ours).") var heads = "autosam,cnn,linear"
     @Option(help: "Training volume counts, comma-separated.") var volumes = "1,5"
     @Option(help: "Folds (independent training sets).") var folds = 1
     @Option(help: "Test patients (shared by all folds).") var test = 20
     @Option(help: "Validation patients per fold (early stopping).") var validation = 1
     @Option(help: "Seed of the split and of the training.") var seed: UInt64 = 0
+    @Flag(help: "Draw each fold's training and validation patients round-robin over the diagnosis groups (Info.cfg Group); the test set is unchanged.") var stratify = false
     @Option(help: "Baselines, comma-separated: unet, box (or none).") var baselines = "unet,box"
     @Option(help: "Output folder.") var out: String
     @Option(help: "Training epochs (the paper: 120).") var epochs = 120
@@ -47,6 +48,7 @@ struct ExperimentCommand: ParsableCommand {
             c.testPatients = test
             c.validationPatients = validation
             c.seed = seed
+            c.stratify = stratify
             c.epochs = epochs
             c.patience = patience
             c.unetSize = unetSize

@@ -39,6 +39,23 @@ import Testing
         #expect(other.folds.map(\.train) != a.folds.map(\.train))
     }
 
+    /// Stratified: the same test set; each fold's five training patients are five different
+    /// groups (30 patients, 5 groups of 6), the split is still disjoint and reproducible.
+    @Test func stratifiedSplitCoversTheGroups() throws {
+        let groups = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, ["NOR", "DCM", "HCM", "MINF", "RV"][$0 % 5]) })
+        let plain = try ExperimentSplit.make(patients: ids, test: 10, folds: 3, maxVolumes: 5, validation: 1, seed: 7)
+        let s = try ExperimentSplit.make(patients: ids, test: 10, folds: 3, maxVolumes: 5, validation: 1, seed: 7, groups: groups)
+        #expect(s.test == plain.test)
+        var seen = Set(s.test)
+        for f in s.folds {
+            #expect(Set(f.train.map { groups[$0]! }).count == 5, "\(f.train.map { groups[$0]! })")
+            for id in f.train + f.validation { #expect(seen.insert(id).inserted, "\(id) used twice") }
+        }
+        // The unstratified split of this seed does not cover every group in every fold.
+        #expect(plain.folds.contains { Set($0.train.map { groups[$0]! }).count < 5 })
+        #expect(try ExperimentSplit.make(patients: ids.reversed(), test: 10, folds: 3, maxVolumes: 5, validation: 1, seed: 7, groups: groups) == s)
+    }
+
     @Test func tooFewPatientsIsASpecificError() {
         #expect(throws: ExperimentError.tooFewPatients(have: 30, need: 32, detail: "20 test + 2 fold(s) x (5 training + 1 validation)")) {
             _ = try ExperimentSplit.make(patients: ids, test: 20, folds: 2, maxVolumes: 5, validation: 1, seed: 0)

@@ -72,6 +72,9 @@ public struct ExperimentConfig: Codable, Sendable {
     /// Validation patients per fold (early stopping), disjoint from everything else.
     public var validationPatients = 1
     public var seed: UInt64 = 0
+    /// Training and validation patients drawn round-robin over the diagnosis groups
+    /// (`ExperimentSplit.make`); the test set does not change.
+    public var stratify = false
     public var unet = true
     public var boxPrompt = true
     /// Train on the plan's augmented views as well as the plain slices (as `autosam fit`

@@ -87,7 +87,8 @@ public final class ExperimentRunner {
         let maxVolumes = trainingMethods.isEmpty ? 0 : config.volumes.max()!
         let split = try ExperimentSplit.make(
             patients: patients.map(\.id), test: config.testPatients, folds: config.folds, maxVolumes: maxVolumes,
-            validation: trainingMethods.isEmpty ? 0 : config.validationPatients, seed: config.seed)
+            validation: trainingMethods.isEmpty ? 0 : config.validationPatients, seed: config.seed,
+            groups: config.stratify ? Dictionary(uniqueKeysWithValues: patients.map { ($0.id, $0.info.group) }) : nil)
         let byID = Dictionary(uniqueKeysWithValues: patients.map { ($0.id, $0) })
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 

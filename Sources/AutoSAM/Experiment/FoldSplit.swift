@@ -22,7 +22,15 @@ public struct ExperimentSplit: Codable, Equatable, Sendable {
     /// A seeded permutation of the patients (sorted first, so folder listing order does not
     /// matter): the first `test` are the test set; then each fold takes `maxVolumes` training
     /// and `validation` validation patients in turn. The same seed gives the same split.
-    public static func make(patients: [String], test: Int, folds: Int, maxVolumes: Int, validation: Int, seed: UInt64) throws -> ExperimentSplit {
+    ///
+    /// `groups` (patient -> diagnosis group, ACDC's Info.cfg `Group`), when given, stratifies
+    /// the training side: the test set is the same as without it, and the remaining patients
+    /// are taken round-robin over the groups (groups in order of their first patient in the
+    /// permutation, each group's patients in permutation order), so a fold's training patients
+    /// cover as many groups as it has patients. The patients a clinician would choose to label.
+    public static func make(
+        patients: [String], test: Int, folds: Int, maxVolumes: Int, validation: Int, seed: UInt64, groups: [String: String]? = nil
+    ) throws -> ExperimentSplit {
         guard Set(patients).count == patients.count else { throw ExperimentError.badOption("patient names are not unique") }
         let perFold = maxVolumes + validation
         let need = test + folds * perFold
@@ -37,6 +45,21 @@ public struct ExperimentSplit: Codable, Equatable, Sendable {
             order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
         }
         let testSet = Array(order[0..<test])
+        if let groups {
+            var byGroup: [String: [String]] = [:], groupOrder: [String] = []
+            for id in order[test...] {
+                let g = groups[id] ?? "unknown"
+                if byGroup[g] == nil { groupOrder.append(g) }
+                byGroup[g, default: []].append(id)
+            }
+            var rest: [String] = []
+            for round in 0... {
+                let before = rest.count
+                for g in groupOrder where round < byGroup[g]!.count { rest.append(byGroup[g]![round]) }
+                if rest.count == before { break }
+            }
+            order = testSet + rest
+        }
         var out: [Fold] = []
         for f in 0..<folds {
             let start = test + f * perFold
