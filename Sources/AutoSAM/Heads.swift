@@ -47,6 +47,24 @@ struct Initializer {
     func zeros(_ n: Int) -> Variable { Variable(Tensor(zeros: [n]), requiresGrad: true) }
 }
 
+/// Named convolution parameters in order, drawn by one initialiser (weights He, biases zero).
+struct ParameterList {
+    var initializer: Initializer
+    var list: [(String, Variable)] = []
+    init(_ initializer: Initializer) { self.initializer = initializer }
+
+    /// A k x k convolution `name` (Cout x Cin x k x k) and its bias.
+    mutating func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
+        list.append((name + ".weight", initializer.conv(cout, cin, k)))
+        list.append((name + ".bias", initializer.zeros(cout)))
+    }
+    /// A 2 x 2 transposed convolution of stride 2 `name` (Cin x Cout x 2 x 2) and its bias.
+    mutating func convT(_ name: String, _ cin: Int, _ cout: Int) {
+        list.append((name + ".weight", initializer.convT(cin, cout, 2)))
+        list.append((name + ".bias", initializer.zeros(cout)))
+    }
+}
+
 /// Encoder + CNN: two 1x1 convolutions, two stages of [3x3 conv, ReLU, 3x3 conv, ReLU,
 /// 2x2 transposed conv stride 2] halving the width, then a 3x3 and a 1x1 convolution.
 public final class CNNHead: SegmentationHead {
@@ -56,28 +74,19 @@ public final class CNNHead: SegmentationHead {
 
     public init(inChannels c: Int, classes: Int, seed: UInt64 = 0) {
         self.classes = classes
-        var r = Initializer(state: seed &+ 0x5EED)
+        var p = ParameterList(Initializer(state: seed &+ 0x5EED))
         let c1 = c / 2, c2 = c / 4
-        var p: [(String, Variable)] = []
-        func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
-            p.append((name + ".weight", r.conv(cout, cin, k)))
-            p.append((name + ".bias", r.zeros(cout)))
-        }
-        func convT(_ name: String, _ cin: Int, _ cout: Int) {
-            p.append((name + ".weight", r.convT(cin, cout, 2)))
-            p.append((name + ".bias", r.zeros(cout)))
-        }
-        conv("reduce.0", c, c, 1)
-        conv("reduce.1", c, c, 1)
-        conv("stage1.conv1", c1, c, 3)
-        conv("stage1.conv2", c1, c1, 3)
-        convT("stage1.up", c1, c1)
-        conv("stage2.conv1", c2, c1, 3)
-        conv("stage2.conv2", c2, c2, 3)
-        convT("stage2.up", c2, c2)
-        conv("out.conv3", c2, c2, 3)
-        conv("out.conv1", classes, c2, 1)
-        parameters = p
+        p.conv("reduce.0", c, c, 1)
+        p.conv("reduce.1", c, c, 1)
+        p.conv("stage1.conv1", c1, c, 3)
+        p.conv("stage1.conv2", c1, c1, 3)
+        p.convT("stage1.up", c1, c1)
+        p.conv("stage2.conv1", c2, c1, 3)
+        p.conv("stage2.conv2", c2, c2, 3)
+        p.convT("stage2.up", c2, c2)
+        p.conv("out.conv3", c2, c2, 3)
+        p.conv("out.conv1", classes, c2, 1)
+        parameters = p.list
     }
 
     public func forward(_ x: Variable) -> Variable {
@@ -143,36 +152,27 @@ public final class ContextHead: SegmentationHead {
 
     public init(inChannels c: Int, classes: Int, seed: UInt64 = 0) {
         self.classes = classes
-        var r = Initializer(state: seed &+ 0xC0DE)
+        var p = ParameterList(Initializer(state: seed &+ 0xC0DE))
         let w = c / 2, c2 = c / 4
         width = w
-        var p: [(String, Variable)] = []
-        func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
-            p.append((name + ".weight", r.conv(cout, cin, k)))
-            p.append((name + ".bias", r.zeros(cout)))
-        }
-        func convT(_ name: String, _ cin: Int, _ cout: Int) {
-            p.append((name + ".weight", r.convT(cin, cout, 2)))
-            p.append((name + ".bias", r.zeros(cout)))
-        }
-        conv("reduce.0", c, c, 1)
-        conv("reduce.1", c, c, 1)
+        p.conv("reduce.0", c, c, 1)
+        p.conv("reduce.1", c, c, 1)
         for l in 0..<Self.levels {
-            conv("down\(l).conv1", w, l == 0 ? c : w, 3)
-            conv("down\(l).conv2", w, w, 3)
+            p.conv("down\(l).conv1", w, l == 0 ? c : w, 3)
+            p.conv("down\(l).conv2", w, w, 3)
         }
         for l in stride(from: Self.levels - 2, through: 0, by: -1) {
-            convT("up\(l).up", w, w)
-            conv("up\(l).conv1", w, 2 * w, 3)
-            conv("up\(l).conv2", w, w, 3)
+            p.convT("up\(l).up", w, w)
+            p.conv("up\(l).conv1", w, 2 * w, 3)
+            p.conv("up\(l).conv2", w, w, 3)
         }
-        convT("stage1.up", w, w)
-        conv("stage2.conv1", c2, w, 3)
-        conv("stage2.conv2", c2, c2, 3)
-        convT("stage2.up", c2, c2)
-        conv("out.conv3", c2, c2, 3)
-        conv("out.conv1", classes, c2, 1)
-        parameters = p
+        p.convT("stage1.up", w, w)
+        p.conv("stage2.conv1", c2, w, 3)
+        p.conv("stage2.conv2", c2, c2, 3)
+        p.convT("stage2.up", c2, c2)
+        p.conv("out.conv3", c2, c2, 3)
+        p.conv("out.conv1", classes, c2, 1)
+        parameters = p.list
     }
 
     public func forward(_ x: Variable) -> Variable {

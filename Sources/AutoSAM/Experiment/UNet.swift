@@ -23,28 +23,22 @@ public final class UNet: SegmentationHead {
         precondition(channels.count >= 2, "a UNet needs at least two levels")
         self.classes = classes
         self.channels = channels
-        var r = Initializer(state: seed &+ 0x0E7)
-        var list: [(String, Variable)] = []
-        func conv(_ name: String, _ cout: Int, _ cin: Int, _ k: Int) {
-            list.append((name + ".weight", r.conv(cout, cin, k)))
-            list.append((name + ".bias", r.zeros(cout)))
-        }
+        var p = ParameterList(Initializer(state: seed &+ 0x0E7))
         var cin = 1
         for (l, c) in channels.enumerated() {
-            conv("down\(l).conv1", c, cin, 3)
-            conv("down\(l).conv2", c, c, 3)
+            p.conv("down\(l).conv1", c, cin, 3)
+            p.conv("down\(l).conv2", c, c, 3)
             cin = c
         }
         for l in stride(from: channels.count - 2, through: 0, by: -1) {
             let c = channels[l], below = channels[l + 1]
-            list.append(("up\(l).up.weight", r.convT(below, c, 2)))
-            list.append(("up\(l).up.bias", r.zeros(c)))
-            conv("up\(l).conv1", c, 2 * c, 3)
-            conv("up\(l).conv2", c, c, 3)
+            p.convT("up\(l).up", below, c)
+            p.conv("up\(l).conv1", c, 2 * c, 3)
+            p.conv("up\(l).conv2", c, c, 3)
         }
-        conv("out", classes, channels[0], 1)
-        parameters = list
-        p = Dictionary(uniqueKeysWithValues: list)
+        p.conv("out", classes, channels[0], 1)
+        parameters = p.list
+        self.p = Dictionary(uniqueKeysWithValues: p.list)
     }
 
     func conv(_ n: String, _ x: Variable, pad: Int) -> Variable {
