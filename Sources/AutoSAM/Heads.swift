@@ -81,12 +81,28 @@ public final class CNNHead: SegmentationHead {
         p.conv("stage1.conv1", c1, c, 3)
         p.conv("stage1.conv2", c1, c1, 3)
         p.convT("stage1.up", c1, c1)
-        p.conv("stage2.conv1", c2, c1, 3)
+        Self.addTail(&p, from: c1, width: c2, classes: classes)
+        parameters = p.list
+    }
+
+    /// The head's second stage and output convolutions (shared with `ContextHead`).
+    static func addTail(_ p: inout ParameterList, from cin: Int, width c2: Int, classes: Int) {
+        p.conv("stage2.conv1", c2, cin, 3)
         p.conv("stage2.conv2", c2, c2, 3)
         p.convT("stage2.up", c2, c2)
         p.conv("out.conv3", c2, c2, 3)
         p.conv("out.conv1", classes, c2, 1)
-        parameters = p.list
+    }
+
+    /// Stage 2 (two 3x3 convolutions with ReLU, 2x2 transposed convolution), then the 3x3 and
+    /// 1x1 output convolutions.
+    static func tail(_ x: Variable, _ p: [String: Variable]) -> Variable {
+        func conv(_ n: String, _ v: Variable, pad: Int) -> Variable { Variable.conv2d(v, p[n + ".weight"]!, p[n + ".bias"]!, padding: pad) }
+        var y = conv("stage2.conv1", x, pad: 1).relu()
+        y = conv("stage2.conv2", y, pad: 1).relu()
+        y = Variable.convTranspose2d(y, p["stage2.up.weight"]!, p["stage2.up.bias"]!)
+        y = conv("out.conv3", y, pad: 1).relu()
+        return conv("out.conv1", y, pad: 0)
     }
 
     public func forward(_ x: Variable) -> Variable {
@@ -97,11 +113,7 @@ public final class CNNHead: SegmentationHead {
         y = conv("stage1.conv1", y, pad: 1).relu()
         y = conv("stage1.conv2", y, pad: 1).relu()
         y = Variable.convTranspose2d(y, p["stage1.up.weight"]!, p["stage1.up.bias"]!)
-        y = conv("stage2.conv1", y, pad: 1).relu()
-        y = conv("stage2.conv2", y, pad: 1).relu()
-        y = Variable.convTranspose2d(y, p["stage2.up.weight"]!, p["stage2.up.bias"]!)
-        y = conv("out.conv3", y, pad: 1).relu()
-        return conv("out.conv1", y, pad: 0)
+        return Self.tail(y, p)
     }
 }
 
@@ -167,11 +179,7 @@ public final class ContextHead: SegmentationHead {
             p.conv("up\(l).conv2", w, w, 3)
         }
         p.convT("stage1.up", w, w)
-        p.conv("stage2.conv1", c2, w, 3)
-        p.conv("stage2.conv2", c2, c2, 3)
-        p.convT("stage2.up", c2, c2)
-        p.conv("out.conv3", c2, c2, 3)
-        p.conv("out.conv1", classes, c2, 1)
+        CNNHead.addTail(&p, from: w, width: c2, classes: classes)
         parameters = p.list
     }
 
@@ -191,11 +199,7 @@ public final class ContextHead: SegmentationHead {
         for l in stride(from: Self.levels - 2, through: 0, by: -1) {
             y = block("up\(l)", Variable.concatRows([skips[l], up("up\(l).up", y)]))
         }
-        y = up("stage1.up", y)
-        y = block("stage2", y)
-        y = up("stage2.up", y)
-        y = conv("out.conv3", y, pad: 1).relu()
-        return conv("out.conv1", y, pad: 0)
+        return CNNHead.tail(up("stage1.up", y), p)
     }
 }
 
