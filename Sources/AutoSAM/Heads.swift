@@ -158,15 +158,14 @@ public final class ContextHead: SegmentationHead {
     public let kind = HeadKind.context
     public let classes: Int
     public let parameters: [(String, Variable)]
-    /// Channels of every context level (half the embedding's).
-    let width: Int
+    /// The parameters by name (built once; the forward pass looks them up).
+    let p: [String: Variable]
     static let levels = 4
 
     public init(inChannels c: Int, classes: Int, seed: UInt64 = 0) {
         self.classes = classes
         var p = ParameterList(Initializer(state: seed &+ 0xC0DE))
         let w = c / 2, c2 = c / 4
-        width = w
         p.conv("reduce.0", c, c, 1)
         p.conv("reduce.1", c, c, 1)
         for l in 0..<Self.levels {
@@ -181,10 +180,11 @@ public final class ContextHead: SegmentationHead {
         p.convT("stage1.up", w, w)
         CNNHead.addTail(&p, from: w, width: c2, classes: classes)
         parameters = p.list
+        self.p = Dictionary(uniqueKeysWithValues: p.list)
     }
 
     public func forward(_ x: Variable) -> Variable {
-        let p = Dictionary(uniqueKeysWithValues: parameters)
+        let p = self.p
         func conv(_ n: String, _ v: Variable, pad: Int) -> Variable { Variable.conv2d(v, p[n + ".weight"]!, p[n + ".bias"]!, padding: pad) }
         func block(_ n: String, _ v: Variable) -> Variable { conv(n + ".conv2", conv(n + ".conv1", v, pad: 1).relu(), pad: 1).relu() }
         func up(_ n: String, _ v: Variable) -> Variable { Variable.convTranspose2d(v, p[n + ".weight"]!, p[n + ".bias"]!) }

@@ -1,6 +1,7 @@
 import CardiacImaging
 import Foundation
 import Tensor
+import SegmentAnything
 
 /// One labelled short-axis slice, encoded: the embedding and the labels at the head's output
 /// resolution.
@@ -124,12 +125,18 @@ public enum HeadSetup {
         return p
     }
 
+    /// Refuses a head kind that cannot run on this configuration's token grid (the context
+    /// head pools it three times).
+    public static func checkGrid(_ kind: HeadKind, config: SAMConfig) throws {
+        if kind == .context, config.gridSize % 8 != 0 {
+            throw HeadSetupError.gridNotDivisibleBy8(head: kind.rawValue, encoder: config.name, grid: config.gridSize)
+        }
+    }
+
     /// A fresh head: the AutoSAM head from the SAM model's mask decoder (`sam`: the
     /// checkpoint's tensors, or the random encoder's seeded decoder), the others seeded.
     public static func freshHead(_ kind: HeadKind, encoder: FrozenEncoder, sam: [String: Tensor]? = nil, classes: Int = 4, seed: UInt64) throws -> SegmentationHead {
-        if kind == .context, encoder.config.gridSize % 8 != 0 {
-            throw HeadSetupError.gridNotDivisibleBy8(head: kind.rawValue, encoder: encoder.config.name, grid: encoder.config.gridSize)
-        }
+        try checkGrid(kind, config: encoder.config)
         if kind == .autosam {
             return try AutoSAMHead(sam: try sam ?? encoder.samTensors(), config: encoder.config, classes: classes, seed: seed)
         }

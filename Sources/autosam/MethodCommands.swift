@@ -54,6 +54,7 @@ struct FitCommand: ParsableCommand {
             throw ValidationError("\(p.id) has no ED/ES ground truth (_gt) to train on")
         }
         let enc = try FrozenEncoder(source: encoder)
+        try HeadSetup.checkGrid(head, config: enc.config)  // before any encoding
         var plan = HeadSetup.plan(for: enc, head: head, views: views, elasticMM: elastic)
         var initial: SegmentationHead?
         if let initModel {
@@ -257,6 +258,7 @@ struct FitBench: ParsableCommand {
             c = named
             sam = head == .autosam ? RandomWeights.promptEncoderAndMaskDecoder(c, seed: 1) : [:]
         }
+        do { try HeadSetup.checkGrid(head, config: c) } catch { throw ValidationError("\(error)") }
         let model: SegmentationHead = head == .autosam
             ? try AutoSAMHead(sam: sam, config: c, classes: 4, seed: 0)
             : try Heads.make(head, inChannels: c.outChannels, classes: 4, seed: 0)

@@ -93,6 +93,7 @@ public final class ExperimentRunner {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         let encoder = try FrozenEncoder(source: config.encoder)
+        for kind in config.heads { try HeadSetup.checkGrid(kind, config: encoder.config) }  // before any work
         var plan = Self.plan(for: encoder, views: config.views, elasticMM: config.elasticMM)
         plan.testTimeRotations = config.testRotations
         let cache = try EmbeddingCache(folder: cacheFolder)
