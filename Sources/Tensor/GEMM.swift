@@ -25,6 +25,22 @@ public enum GEMM {
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        if Profiler.enabled {
+            // The calling thread's CPU time, not wall time: a descheduled thread is not computing.
+            let t0 = Profiler.threadCPUNanoseconds()
+            defer { Profiler.countGEMM(shape: "\(m)x\(n)x\(k)\(transA ? " A^T" : "")\(transB ? " B^T" : "")", multiplyAdds: m * n * k, nanoseconds: Profiler.threadCPUNanoseconds() &- t0) }
+            product(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        } else {
+            product(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    @inline(__always)
+    static func product(
+        _ transA: Bool, _ transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         switch backend {
         case .onednn:
             let st = dnnl_sgemm(

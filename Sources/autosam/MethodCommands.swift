@@ -240,7 +240,7 @@ struct FitBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fit",
         abstract: "Wall time of a whole head fit on cached-size embeddings (the issue's one-volume fit: ED + ES of one patient, 120 epochs).",
-        discussion: "Embeddings are random (timing does not depend on their values); labels are a disc of each class per slice.")
+        discussion: "Embeddings are random (timing does not depend on their values); labels are a disc of each class per slice. With AUTOSAM_PROFILE=1 it also reports the matrix products: GFLOP a step, their rate, and their share of the fit's CPU time.")
 
     @Option(help: "SAM checkpoint (for the AutoSAM head's mask decoder and the embedding size), or a size name for random weights.") var encoder = "vit_b"
     @Option(help: "Head: autosam, cnn, linear or context (ours: the CNN head with a context path over the embedding grid).") var head: HeadKind = .autosam
@@ -280,7 +280,9 @@ struct FitBench: ParsableCommand {
         options.epochs = epochs
         options.patience = epochs
         options.minimumEpochSamples = 0  // the paper's epoch: what the timing names
-        let start = Date()
+        _ = Profiler.takeGEMMCounts()
+        _ = Profiler.takeGEMMShapes(top: 0)
+        let start = Date(), cpuStart = processCPUSeconds()
         let reports = Trainer.fit(model, train: train, validation: val, options: options) { rep in
             if rep.epoch == 1 || rep.epoch % 10 == 0 {
                 print(String(format: "epoch %3d  %.2f s/epoch  %.0f s so far", rep.epoch, rep.seconds, Date().timeIntervalSince(start)))
@@ -291,7 +293,22 @@ struct FitBench: ParsableCommand {
         let steps = reports.count * ((slices + options.batchSize - 1) / options.batchSize)
         print(String(format: "%@ head, %@ (%dx%dx%d embeddings), %d training + %d validation slices, %d epochs (%d steps): %.1f s (%.2f min), %.3f s per step incl. validation",
                      head.rawValue, c.name, c.outChannels, g, g, slices, validationSlices, reports.count, steps, total, total / 60, total / Double(steps)))
+        if Profiler.enabled {
+            // Where the floor is: the products' share of the fit's CPU time and their rate.
+            let gemm = Profiler.takeGEMMCounts(), cpu = processCPUSeconds() - cpuStart
+            print(String(format: "matrix products: %.1f GFLOP a step (%d calls in all), %.1f CPU-s inside them (%.0f GFLOPS a core), %.0f%% of the fit's %.1f CPU-s",
+                         2 * gemm.multiplyAdds / 1e9 / Double(steps), gemm.calls, gemm.threadSeconds,
+                         2 * gemm.multiplyAdds / 1e9 / max(gemm.threadSeconds, 1e-9), 100 * gemm.threadSeconds / max(cpu, 1e-9), cpu))
+            for line in Profiler.takeGEMMShapes(top: 15) { print("  " + line) }
+        }
     }
+}
+
+/// User + system CPU seconds of this process so far (all threads).
+private func processCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
 }
 
 /// A standard-normal embedding of the size's shape [outChannels, grid, grid], for benchmarks
