@@ -19,6 +19,11 @@ final class ModelProvider: @unchecked Sendable {
     /// The store version served, nil when serving model.head or the embedded default.
     private(set) var storeVersionServed: String?
 
+    /// Replaces the head's labelling of a frame when set, everything else unchanged. The
+    /// service's tests put a reference segmentation here, so that what follows the head
+    /// (geometry, stats, outputs) is checked against phantom truth on its own.
+    var frameLabeller: ((Volume) throws -> LabelMap)?
+
     init(config: ServiceConfig) { self.config = config }
 
     var version: String { serving?.version ?? "none" }
@@ -36,7 +41,8 @@ final class ModelProvider: @unchecked Sendable {
     }
 
     func current() throws -> ServingModel {
-        guard let s = serving else { throw ModelUnavailable(description: "no head is loaded") }
+        guard var s = serving else { throw ModelUnavailable(description: "no head is loaded") }
+        if let frameLabeller { s.labelFrame = frameLabeller }
         return s
     }
 

@@ -19,6 +19,15 @@ public struct StopRequested: Error, CustomStringConvertible {
 public struct ServingModel {
     public var segmenter: Segmenter
     public var version: String
+    /// Labels one frame: the segmenter's encoder and head, unless replaced
+    /// (`ModelProvider.frameLabeller`).
+    var labelFrame: (Volume) throws -> LabelMap
+
+    public init(segmenter: Segmenter, version: String) {
+        self.segmenter = segmenter
+        self.version = version
+        labelFrame = segmenter.segment
+    }
 }
 
 /// What a study produced, before it is written.
@@ -62,7 +71,7 @@ enum StudyPipeline {
         var maps: [Int: LabelMap] = [:]
         for t in toSegment {
             if shouldStop() { throw StopRequested() }
-            maps[t] = try model.segmenter.segment(try input.frame(t))
+            maps[t] = try model.labelFrame(try input.frame(t))
             heartbeat()
         }
         timings["segment_s"] = Date().timeIntervalSince(t0)

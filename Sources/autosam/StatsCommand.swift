@@ -80,16 +80,12 @@ struct StatsCommand: ParsableCommand {
             if let jsonDir { try AtomicFile.write(try r.jsonData(), to: "\(jsonDir)/\(p.id).json") }
             let truthPath = p.folder + "/phantom_truth.json"
             if checkTruth, FileManager.default.fileExists(atPath: truthPath) {
-                let t = try PhantomTruth.read(truthPath)
-                let edv = t.ed.lvDiscML, esv = t.es.lvDiscML
-                let efTrue = 100 * (edv - esv) / edv
-                let dv = max(abs(r.lv.edv - edv) / edv, abs(r.lv.esv - esv) / esv)
-                let de = abs((r.lv.ef ?? .nan) - efTrue)
-                worstVolume = max(worstVolume, dv)
-                worstEF = max(worstEF, de)
+                let e = try PhantomTruth.read(truthPath).lvErrors(edv: r.lv.edv, esv: r.lv.esv, ef: r.lv.ef)
+                worstVolume = max(worstVolume, e.volume)
+                worstEF = max(worstEF, e.ef)
                 checked += 1
-                if !(dv < 0.05 && de < 3) {
-                    failures.append(String(format: "%@: LV volume error %.2f%%, EF error %.2f points", p.id, dv * 100, de))
+                if !PhantomTruth.withinTolerances(e) {
+                    failures.append(String(format: "%@: LV volume error %.2f%%, EF error %.2f points", p.id, e.volume * 100, e.ef))
                 }
             }
         }

@@ -112,6 +112,53 @@ import Testing
         #expect(!h.logLines.all.contains { $0.contains("patient003") || $0.contains("cine_study") || $0.contains("dicom_study") })
     }
 
+    /// The end-to-end check "stats match the phantoms' truth when the head is good",
+    /// with the best head there is: the phantom's own label maps (`ReferenceLabeller`). Whole
+    /// stacks of a NIfTI cine, an ACDC folder and a DICOM study go through the daemon; the ED
+    /// and ES frames it picks, its label maps and its LV stats must agree with the phantom's
+    /// truth within the tolerances (LV volumes 5%, EF 3 points). What this checks is everything
+    /// after the head: reading each input kind, its geometry, phase selection, the stats.
+    @Test func withAReferenceSegmentationEveryInputKindsStatsMatchPhantomTruth() throws {
+        let h = try ServiceHarness(quiet: 0.6)
+        let src = try makeTempFolder()
+        defer { removeTempFolder(src) }
+        let patients = [("cine_study", 2), ("patient003", 3), ("dicom_study", 4)]
+        _ = try Fixtures.shortCine(2, to: src + "/cine_study.nii.gz", allSlices: true)
+        let acdc = try Fixtures.acdcPatient(3, into: src + "/acdc", allSlices: true)
+        let dicom = try Fixtures.dicomStudy(4, into: src + "/dicom", allSlices: true)
+        let reference = try ReferenceLabeller(patients: patients.map(\.1)) { Fixtures.shortFrames($0) + [$0.edFrame - 1, $0.esFrame - 1] }
+        try h.start(frameLabeller: reference.label)
+        try FileManager.default.copyItem(atPath: src + "/cine_study.nii.gz", toPath: h.inbox + "/.cine_study.nii.gz.part")
+        #expect(rename(h.inbox + "/.cine_study.nii.gz.part", h.inbox + "/cine_study.nii.gz") == 0)
+        try slowCopy(acdc, to: h.inbox + "/patient003", pause: 0.01)
+        try slowCopy(dicom.folder, to: h.inbox + "/dicom_study", pause: 0.01)
+        // Journal names are the inbox names; output folders drop ".nii.gz".
+        let names = ["cine_study.nii.gz", "patient003", "dicom_study"]
+        let ok = try h.waitFinished(names, timeout: 120)
+        #expect(ok, "not finished: \(String(describing: try? h.states()))")
+        #expect(h.stop())
+        let states = try h.states()
+        #expect(names.allSatisfy { states[$0] == .done }, "\(states)\n\(h.logLines.all.suffix(20).joined(separator: "\n"))")
+        for (study, n) in patients {
+            let out = h.config.outboxPath + "/" + study
+            let truth = try Fixtures.phantom(n).truth
+            let r = try JSONDecoder().decode(CineStats.self, from: try Data(contentsOf: URL(fileURLWithPath: out + "/stats.json"))).report
+            // Frames as the phantom numbers them (the cine and the DICOM study keep 4 frames).
+            let original = study == "patient003" ? { (f: Int) in f - 1 } : { (f: Int) in Fixtures.shortFrames(truth)[f - 1] }
+            #expect(original(r.edFrame!) == truth.edFrame - 1 && original(r.esFrame!) == truth.esFrame - 1,
+                    "\(study): ED/ES frames \(r.edFrame!), \(r.esFrame!)")
+            // The written label maps are the reference's, voxel for voxel.
+            let ed = try NIfTI.readLabelMap(out + "/labels_ed.nii.gz").labels
+            let edTruth = PhantomGenerator.groundTruth(patient: n, seed: Fixtures.seed, frame: truth.edFrame - 1).labels
+            let differing = ed.count == edTruth.count ? zip(ed, edTruth).filter { $0 != $1 }.count : -1
+            #expect(differing == 0, "\(study): \(differing) ED voxels differ from the reference (-1: another grid size)")
+            let e = truth.lvErrors(edv: r.lv.edv, esv: r.lv.esv, ef: r.lv.ef)
+            FileHandle.standardError.write(Data(String(format: "%@ (%@): LV EDV %.1f / %.1f mL, ESV %.1f / %.1f mL, volume error %.2f%%, EF error %.2f points\n",
+                                                       study, truth.group, r.lv.edv, truth.ed.lvDiscML, r.lv.esv, truth.es.lvDiscML, e.volume * 100, e.ef).utf8))
+            #expect(PhantomTruth.withinTolerances(e), "\(study): LV volume error \(e.volume), EF error \(e.ef)")
+        }
+    }
+
     @Test func markerClaimsAtOnceAndFramesAllWritesTheWholeCine() throws {
         let h = try ServiceHarness(quiet: 3600) { $0.frames = .all }
         let src = try makeTempFolder()

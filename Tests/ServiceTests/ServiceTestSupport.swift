@@ -123,18 +123,21 @@ enum Fixtures {
 
     static func firstSlice(_ v: Volume) -> Int { max(0, v.shape.nz / 2 - keptSlices / 2) }
 
-    /// An ACDC patient folder `dir/<id>` (4 slices of the ED and ES frames, their ground
-    /// truth, Info.cfg). Returns the folder.
+    /// The slices a study keeps: the mid-ventricular `keptSlices`, or the whole stack.
+    static func slices(_ v: Volume, all: Bool) -> (k0: Int, nz: Int) { all ? (0, v.shape.nz) : (firstSlice(v), keptSlices) }
+
+    /// An ACDC patient folder `dir/<id>` (4 slices, or all of them, of the ED and ES frames,
+    /// their ground truth, Info.cfg). Returns the folder.
     @discardableResult
-    static func acdcPatient(_ n: Int, into dir: String, id: String? = nil) throws -> String {
+    static func acdcPatient(_ n: Int, into dir: String, id: String? = nil, allSlices: Bool = false) throws -> String {
         let (cine, truth) = try phantom(n)
         let pid = id ?? String(format: "patient%03d", n)
         let folder = dir + "/" + pid
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let k0 = firstSlice(cine)
+        let (k0, nz) = slices(cine, all: allSlices)
         for f in [truth.edFrame, truth.esFrame] {
-            let img = try crop(cine, k0: k0, nz: keptSlices, frames: [f - 1])
-            let gt = cropLabels(PhantomGenerator.groundTruth(patient: n, seed: seed, frame: f - 1), k0: k0, nz: keptSlices)
+            let img = try crop(cine, k0: k0, nz: nz, frames: [f - 1])
+            let gt = cropLabels(PhantomGenerator.groundTruth(patient: n, seed: seed, frame: f - 1), k0: k0, nz: nz)
             try NIfTI.write(img, to: folder + "/" + ACDCPatient.frameName(pid, frame: f) + ".nii.gz")
             try NIfTI.write(LabelMap(shape: gt.shape, geometry: img.geometry, labels: gt.labels), to: folder + "/" + ACDCPatient.frameName(pid, frame: f) + "_gt.nii.gz")
         }
@@ -156,11 +159,12 @@ enum Fixtures {
         return Array([0, es / 2, es, min(nt - 1, es + (nt - es) / 2), min(nt - 1, es + 1), max(1, es - 1)].prefix(count))
     }
 
-    /// A short 4D cine NIfTI written to `path` (4 slices, `frames` frames); returns it as read back.
+    /// A short 4D cine NIfTI written to `path` (4 slices or all, `frames` frames); returns it as read back.
     @discardableResult
-    static func shortCine(_ n: Int, to path: String, frames count: Int = 4) throws -> Volume {
+    static func shortCine(_ n: Int, to path: String, frames count: Int = 4, allSlices: Bool = false) throws -> Volume {
         let (cine, truth) = try phantom(n)
-        let v = try crop(cine, k0: firstSlice(cine), nz: keptSlices, frames: shortFrames(truth, count: count))
+        let (k0, nz) = slices(cine, all: allSlices)
+        let v = try crop(cine, k0: k0, nz: nz, frames: shortFrames(truth, count: count))
         try NIfTI.write(v, to: path)
         return try NIfTI.read(path)
     }
@@ -168,9 +172,12 @@ enum Fixtures {
     /// A DICOM study `dir/<name>`: the short cine of patient n as classic MR files (one per
     /// slice and phase), plus a localiser series. Returns the cine written.
     @discardableResult
-    static func dicomStudy(_ n: Int, into dir: String, name: String? = nil, frames count: Int = 4) throws -> (folder: String, cine: Volume) {
+    static func dicomStudy(
+        _ n: Int, into dir: String, name: String? = nil, frames count: Int = 4, allSlices: Bool = false
+    ) throws -> (folder: String, cine: Volume) {
         let (full, truth) = try phantom(n)
-        let v = try crop(full, k0: firstSlice(full), nz: keptSlices, frames: shortFrames(truth, count: count))
+        let (k0, nz) = slices(full, all: allSlices)
+        let v = try crop(full, k0: k0, nz: nz, frames: shortFrames(truth, count: count))
         let folder = dir + "/" + (name ?? String(format: "patient%03d", n))
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let study = DicomUID.make(), series = DicomUID.make(), frameUID = DicomUID.make()
@@ -205,6 +212,34 @@ enum Fixtures {
     }
 }
 
+/// A reference segmentation for the daemon (`ModelProvider.frameLabeller`): a frame of one of
+/// the given phantom patients, recognised by its pixels (equal to a rendered frame's to within
+/// rounding), gets that frame's ground-truth label map, on the frame's own grid. Anything else
+/// is refused. It lets a test check everything after the head against phantom truth.
+struct ReferenceLabeller: @unchecked Sendable {
+    let frames: [(pixels: [Float], labels: [UInt8])]
+
+    init(patients: [Int], frames which: (PhantomTruth) -> [Int]) throws {
+        var frames: [(pixels: [Float], labels: [UInt8])] = []
+        for n in patients {
+            let (cine, truth) = try Fixtures.phantom(n)
+            let per = cine.shape.voxelsPerFrame
+            for t in Set(which(truth)) {
+                frames.append((cine.floats(range: (t * per)..<((t + 1) * per)),
+                               PhantomGenerator.groundTruth(patient: n, seed: Fixtures.seed, frame: t).labels))
+            }
+        }
+        self.frames = frames
+    }
+
+    func label(_ frame: Volume) throws -> LabelMap {
+        let px = frame.floats()
+        guard let match = frames.first(where: { f in f.pixels.count == px.count && zip(f.pixels, px).allSatisfy { abs($0 - $1) <= 0.5 } })
+        else { throw StudyError("the reference segmentation knows no phantom frame with these pixels") }
+        return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: match.labels)
+    }
+}
+
 /// A test environment: a data folder, a configuration, and a daemon running on a thread.
 final class ServiceHarness: @unchecked Sendable {
     let root: String
@@ -232,9 +267,11 @@ final class ServiceHarness: @unchecked Sendable {
 
     var inbox: String { config.inboxPath }
 
-    func start(environment: [String: String] = [:]) throws {
+    /// Starts the daemon; `frameLabeller` replaces the head's labelling of a frame.
+    func start(environment: [String: String] = [:], frameLabeller: ((Volume) throws -> LabelMap)? = nil) throws {
         let d = try ServiceDaemon(config: config, log: ServiceLog(level: .debug, environment: [:], sink: logLines.add),
                                   notifier: SystemdNotifier(environment: environment))
+        d.models.frameLabeller = frameLabeller
         daemon = d
         let sem = done
         let t = Thread {

@@ -18,6 +18,25 @@ public struct PhantomTruth: Codable, Sendable {
     public var ed: HeartModel.FrameVolumes { frames[edFrame - 1] }
     public var es: HeartModel.FrameVolumes { frames[esFrame - 1] }
 
+    /// The tolerances for stats measured on a phantom: LV volumes within 5% of the disc truth,
+    /// LV ejection fraction within 3 points.
+    public static let lvVolumeTolerance = 0.05
+    public static let lvEFTolerance = 3.0
+
+    /// How far measured LV volumes (mL) and EF (%) are from this phantom's disc truth at its ED
+    /// and ES frames: the larger relative volume error of the two, and the EF error in points
+    /// (NaN when no EF was measured).
+    public func lvErrors(edv: Double, esv: Double, ef: Double?) -> (volume: Double, ef: Double) {
+        let tEDV = ed.lvDiscML, tESV = es.lvDiscML
+        let efTrue = 100 * (tEDV - tESV) / tEDV
+        return (max(abs(edv - tEDV) / tEDV, abs(esv - tESV) / tESV), abs((ef ?? .nan) - efTrue))
+    }
+
+    /// Whether `lvErrors` are within the tolerances.
+    public static func withinTolerances(_ e: (volume: Double, ef: Double)) -> Bool {
+        e.volume < lvVolumeTolerance && e.ef < lvEFTolerance
+    }
+
     public static func read(_ path: String) throws -> PhantomTruth {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         return try JSONDecoder().decode(PhantomTruth.self, from: data)
