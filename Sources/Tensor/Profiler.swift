@@ -2,8 +2,12 @@ import CKernels
 import Foundation
 
 /// Wall-clock time per named stage, collected only when AUTOSAM_PROFILE=1 (for benchmarks).
+/// Safe from any thread (slices are encoded one per core).
 public enum Profiler {
-    public static let enabled = ProcessInfo.processInfo.environment["AUTOSAM_PROFILE"] == "1"
+    /// From AUTOSAM_PROFILE; tests switch it on and off.
+    nonisolated(unsafe) public static var enabled = ProcessInfo.processInfo.environment["AUTOSAM_PROFILE"] == "1"
+    /// Guards `totals` and `shapes`.
+    static let lock = NSLock()
     nonisolated(unsafe) static var totals: [String: Double] = [:]
 
     @inline(__always)
@@ -11,7 +15,10 @@ public enum Profiler {
         guard enabled else { return try body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
         let r = try body()
-        totals[name, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        lock.lock()
+        totals[name, default: 0] += seconds
+        lock.unlock()
         return r
     }
 
@@ -28,23 +35,22 @@ public enum Profiler {
         asn_counter_add(0, UInt64(multiplyAdds))
         asn_counter_add(1, nanoseconds)
         asn_counter_add(2, 1)
-        shapeLock.lock()
+        lock.lock()
         var e = shapes[shape, default: (0, 0, 0)]
         e.calls += 1
         e.seconds += Double(nanoseconds) / 1e9
         e.multiplyAdds += Double(multiplyAdds)
         shapes[shape] = e
-        shapeLock.unlock()
+        lock.unlock()
     }
 
-    static let shapeLock = NSLock()
     nonisolated(unsafe) static var shapes: [String: (calls: Int, seconds: Double, multiplyAdds: Double)] = [:]
 
     /// The `top` product shapes by CPU time since the last call ("MxNxK" with T for a transposed
     /// operand), one line each, and resets them.
     public static func takeGEMMShapes(top: Int) -> [String] {
-        shapeLock.lock()
-        defer { shapes = [:]; shapeLock.unlock() }
+        lock.lock()
+        defer { shapes = [:]; lock.unlock() }
         return shapes.sorted { $0.value.seconds > $1.value.seconds }.prefix(top).map { k, v in
             String(format: "%@: %d calls, %.2f CPU-s, %.0f GFLOPS", k, v.calls, v.seconds, 2 * v.multiplyAdds / 1e9 / max(v.seconds, 1e-9))
         }
@@ -58,7 +64,8 @@ public enum Profiler {
 
     /// Stage totals, largest first, and resets them.
     public static func report() -> String {
-        defer { totals = [:] }
+        lock.lock()
+        defer { totals = [:]; lock.unlock() }
         return totals.sorted { $0.value > $1.value }.map { String(format: "%@ %.3f s", $0.key, $0.value) }
             .joined(separator: ", ")
     }

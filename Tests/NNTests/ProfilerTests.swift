@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Testing
 
 @testable import Tensor
@@ -6,7 +7,7 @@ import Testing
 /// The matrix-product accounting that `autosam bench fit` reports under AUTOSAM_PROFILE=1:
 /// counts from many threads add up exactly, taking them resets them, and the shape table is
 /// ordered by CPU time.
-@Suite struct ProfilerTests {
+@Suite(.serialized) struct ProfilerTests {
     @Test func productCountsAddUpAcrossThreadsAndReset() {
         _ = Profiler.takeGEMMCounts()
         _ = Profiler.takeGEMMShapes(top: 0)
@@ -30,6 +31,20 @@ import Testing
         let again = Profiler.takeGEMMCounts()
         #expect(again.calls == 0 && again.multiplyAdds == 0 && again.threadSeconds == 0)
         #expect(Profiler.takeGEMMShapes(top: 5).isEmpty)
+    }
+
+    /// Stages timed from many threads at once (the encoder runs slices one per core): every
+    /// stage is kept, and nothing crashes (an unguarded dictionary did, 1 run in 3).
+    @Test func stagesTimedFromManyThreadsAtOnce() {
+        _ = Profiler.report()
+        Profiler.enabled = true
+        DispatchQueue.concurrentPerform(iterations: 4000) { i in
+            Profiler.measure("stage \(i % 8)") { _ = usleep(1) }
+        }
+        Profiler.enabled = false
+        let stages = Profiler.report().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(Set(stages.map { $0.split(separator: " ").prefix(2).joined(separator: " ") }) == Set((0..<8).map { "stage \($0)" }))
+        #expect(Profiler.report().isEmpty, "a report resets the totals")
     }
 
     @Test func threadCPUTimeAdvancesWithWork() {
