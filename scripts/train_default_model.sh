@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Retrains the embedded default head (Sources/AutoSAM/DefaultModel) from scratch: phantoms from
 # a fixed seed, the embedded `demo` encoder, a fixed training seed. A rerun gives the same model.
-# Usage: scripts/train_default_model.sh [BIN] [WORKDIR]
+# Usage: [AUTOSAM_DEFAULT_HEAD=context] [AUTOSAM_DEFAULT_PATIENTS=16] [AUTOSAM_DEFAULT_EPOCHS=120] \
+#          scripts/train_default_model.sh [BIN] [WORKDIR]
+# (the embedded head: the context head on 16 training patients, the defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/autosam}
 WORK=${2:-$(mktemp -d)}
-HEAD=${AUTOSAM_DEFAULT_HEAD:-cnn}
+HEAD=${AUTOSAM_DEFAULT_HEAD:-context}
 EPOCHS=${AUTOSAM_DEFAULT_EPOCHS:-120}
+# Training patients 1..N; the next two validate.
+N=${AUTOSAM_DEFAULT_PATIENTS:-16}
 rm -rf "$WORK/phantoms"
-"$BIN" phantom --out "$WORK/phantoms" --patients 18 --seed 4242 --no-cine
-train=$(printf 'patient%03d,' $(seq 1 16)); train=${train%,}
-"$BIN" fit --data "$WORK/phantoms" --train "$train" --validation patient017,patient018 \
+"$BIN" phantom --out "$WORK/phantoms" --patients $((N + 2)) --seed 4242 --no-cine
+train=$(printf 'patient%03d,' $(seq 1 "$N")); train=${train%,}
+validation=$(printf 'patient%03d,patient%03d' $((N + 1)) $((N + 2)))
+"$BIN" fit --data "$WORK/phantoms" --train "$train" --validation "$validation" \
   --head "$HEAD" --encoder demo --epochs "$EPOCHS" --seed 0 --cache "$WORK/cache" --out "$WORK/model"
 mkdir -p Sources/AutoSAM/DefaultModel
 cp "$WORK/model/head.safetensors" "$WORK/model/model.json" Sources/AutoSAM/DefaultModel/
