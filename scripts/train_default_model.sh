@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Retrains the embedded default head (Sources/AutoSAM/DefaultModel) from scratch: phantoms from
 # a fixed seed, the embedded `demo` encoder, a fixed training seed. A rerun gives the same model.
-# Usage: [AUTOSAM_DEFAULT_HEAD=context] [AUTOSAM_DEFAULT_PATIENTS=16] [AUTOSAM_DEFAULT_EPOCHS=120] \
+# Usage: [AUTOSAM_DEFAULT_HEAD=context] [AUTOSAM_DEFAULT_PATIENTS=24] [AUTOSAM_DEFAULT_EPOCHS=120] \
 #          scripts/train_default_model.sh [BIN] [WORKDIR]
-# (the embedded head: the context head on 16 training patients, the defaults)
+# (the embedded head: the context head on 24 training patients, the defaults)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/autosam}
@@ -11,7 +11,7 @@ WORK=${2:-$(mktemp -d)}
 HEAD=${AUTOSAM_DEFAULT_HEAD:-context}
 EPOCHS=${AUTOSAM_DEFAULT_EPOCHS:-120}
 # Training patients 1..N; the next two validate.
-N=${AUTOSAM_DEFAULT_PATIENTS:-16}
+N=${AUTOSAM_DEFAULT_PATIENTS:-24}
 rm -rf "$WORK/phantoms"
 "$BIN" phantom --out "$WORK/phantoms" --patients $((N + 2)) --seed 4242 --no-cine
 train=$(printf 'patient%03d,' $(seq 1 "$N")); train=${train%,}
