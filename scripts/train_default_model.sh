@@ -12,6 +12,7 @@ HEAD=${AUTOSAM_DEFAULT_HEAD:-context}
 EPOCHS=${AUTOSAM_DEFAULT_EPOCHS:-120}
 # Training patients 1..N; the next two validate.
 N=${AUTOSAM_DEFAULT_PATIENTS:-24}
+[[ $N =~ ^[1-9][0-9]*$ ]] || { echo "AUTOSAM_DEFAULT_PATIENTS must be a positive whole number, not '$N'" >&2; exit 2; }
 rm -rf "$WORK/phantoms"
 "$BIN" phantom --out "$WORK/phantoms" --patients $((N + 2)) --seed 4242 --no-cine
 train=$(printf 'patient%03d,' $(seq 1 "$N")); train=${train%,}

@@ -423,13 +423,3 @@ void asn_flush_denormals(void) {
 }
 
 __attribute__((constructor)) static void asn_configure_fp(void) { asn_flush_denormals(); }
-
-static uint64_t asn_counters[8];
-
-void asn_counter_add(int slot, uint64_t value) {
-    if (slot >= 0 && slot < 8) __atomic_fetch_add(&asn_counters[slot], value, __ATOMIC_RELAXED);
-}
-
-uint64_t asn_counter_take(int slot) {
-    return (slot >= 0 && slot < 8) ? __atomic_exchange_n(&asn_counters[slot], 0, __ATOMIC_RELAXED) : 0;
-}

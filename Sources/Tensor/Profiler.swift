@@ -1,4 +1,3 @@
-import CKernels
 import Foundation
 
 /// Wall-clock time per named stage, collected only when AUTOSAM_PROFILE=1 (for benchmarks).
@@ -6,7 +5,7 @@ import Foundation
 public enum Profiler {
     /// From AUTOSAM_PROFILE; tests switch it on and off.
     nonisolated(unsafe) public static var enabled = ProcessInfo.processInfo.environment["AUTOSAM_PROFILE"] == "1"
-    /// Guards `totals` and `shapes`.
+    /// Guards `totals`, `shapes` and `gemmTotals`.
     static let lock = NSLock()
     nonisolated(unsafe) static var totals: [String: Double] = [:]
 
@@ -32,10 +31,10 @@ public enum Profiler {
     /// Adds one matrix product (from any thread): its multiply-adds and the calling thread's
     /// CPU time inside it.
     static func countGEMM(shape: String, multiplyAdds: Int, nanoseconds: UInt64) {
-        asn_counter_add(0, UInt64(multiplyAdds))
-        asn_counter_add(1, nanoseconds)
-        asn_counter_add(2, 1)
         lock.lock()
+        gemmTotals.calls += 1
+        gemmTotals.seconds += Double(nanoseconds) / 1e9
+        gemmTotals.multiplyAdds += Double(multiplyAdds)
         var e = shapes[shape, default: (0, 0, 0)]
         e.calls += 1
         e.seconds += Double(nanoseconds) / 1e9
@@ -44,7 +43,9 @@ public enum Profiler {
         lock.unlock()
     }
 
+    /// Per shape, and all shapes together (taken and reset separately).
     nonisolated(unsafe) static var shapes: [String: (calls: Int, seconds: Double, multiplyAdds: Double)] = [:]
+    nonisolated(unsafe) static var gemmTotals: (calls: Int, seconds: Double, multiplyAdds: Double) = (0, 0, 0)
 
     /// The `top` product shapes by CPU time since the last call ("MxNxK" with T for a transposed
     /// operand), one line each, and resets them.
@@ -59,7 +60,9 @@ public enum Profiler {
     /// The matrix products since the last call (counted only when enabled), and resets them:
     /// multiply-adds, CPU seconds of the threads that ran them, inside them, number of products.
     public static func takeGEMMCounts() -> (multiplyAdds: Double, threadSeconds: Double, calls: Int) {
-        (Double(asn_counter_take(0)), Double(asn_counter_take(1)) / 1e9, Int(asn_counter_take(2)))
+        lock.lock()
+        defer { gemmTotals = (0, 0, 0); lock.unlock() }
+        return (gemmTotals.multiplyAdds, gemmTotals.seconds, gemmTotals.calls)
     }
 
     /// Stage totals, largest first, and resets them.

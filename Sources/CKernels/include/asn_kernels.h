@@ -82,11 +82,6 @@ void asn_bias_act_rows(float *y, size_t rows, size_t n, const float *bias, int g
 /// call). Valid until the next call with the same slot on the same thread. NULL if out of memory.
 float *asn_scratch(size_t count, int slot);
 
-/// Process-wide event counters for benchmarks (relaxed atomic adds; slots 0..7): `add` from any
-/// thread, `take` reads a slot and resets it to zero.
-void asn_counter_add(int slot, uint64_t value);
-uint64_t asn_counter_take(int slot);
-
 #ifdef __cplusplus
 }
 #endif
