@@ -42,6 +42,10 @@ public final class FrozenEncoder: @unchecked Sendable {
 
     public func embed(_ input: Tensor) -> Tensor { encoder(input) }
 
+    /// The precision asked for and the one in effect (bf16 only where the CPU has it), with
+    /// the line that says why they differ.
+    public var precision: PrecisionChoice { encoder.precisionChoice }
+
     /// The SAM model's other weights (`prompt_encoder.*`, `mask_decoder.*`) for the AutoSAM
     /// head and the box-prompt baseline: the checkpoint's own, or for a random encoder a
     /// seeded random (PyTorch-default) initialisation.

@@ -359,3 +359,33 @@ const char *asn_bf16_isa(void) {
     default: return "other";
     }
 }
+
+// Whether oneDNN builds a bfloat16 matmul here: it does on AVX-512 CPUs (natively with
+// AVX512-BF16 or AMX, by conversion on plain AVX-512) and not on AVX2-only ones, and not
+// under ONEDNN_MAX_CPU_ISA=AVX2. Asked once, with a small primitive of the kind the linear
+// layers make (bf16 source and weights, float32 destination).
+static int g_bf16_available;
+static pthread_once_t g_bf16_once = PTHREAD_ONCE_INIT;
+
+static void probe_bf16(void) {
+    dnnl_engine_t engine = shared_engine();
+    if (!engine) return;
+    dnnl_dims_t sd = {16, 32}, wd = {32, 16}, dd = {16, 16};
+    dnnl_memory_desc_t s, w, d;
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_tag(&s, 2, sd, dnnl_bf16, dnnl_ab)
+        || dnnl_memory_desc_init_by_tag(&w, 2, wd, dnnl_bf16, dnnl_format_tag_any)
+        || dnnl_memory_desc_init_by_tag(&d, 2, dd, dnnl_f32, dnnl_ab)
+        || dnnl_matmul_desc_init(&md, &s, &w, NULL, &d))
+        return;
+    if (dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL) == dnnl_success) {
+        g_bf16_available = 1;
+        dnnl_primitive_desc_destroy(pd);
+    }
+}
+
+int asn_bf16_available(void) {
+    pthread_once(&g_bf16_once, probe_bf16);
+    return g_bf16_available;
+}

@@ -282,6 +282,53 @@ int asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const 
     return 0;
 }
 
+// The CPU's vector and matrix extensions that the kernels and oneDNN may use, for reports
+// (`autosam info`, provenance): AVX-512's OS support is the compiler runtime's check; the
+// bfloat16 and AMX bits are CPUID leaf 7 (subleaf 1 EAX bit 5; subleaf 0 EDX bits 22 and 24).
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include <pthread.h>
+static char g_cpu_features[160];
+static pthread_once_t g_cpu_features_once = PTHREAD_ONCE_INIT;
+
+static void read_cpu_features(void) {
+    char *out = g_cpu_features;
+    out[0] = 0;
+#if defined(__x86_64__) && defined(__clang__)
+    __builtin_cpu_init();
+    const char *names[] = {"sse4.2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vnni"};
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int has = 0;
+        switch (i) {  // __builtin_cpu_supports takes string literals only
+        case 0: has = __builtin_cpu_supports("sse4.2"); break;
+        case 1: has = __builtin_cpu_supports("avx"); break;
+        case 2: has = __builtin_cpu_supports("avx2"); break;
+        case 3: has = __builtin_cpu_supports("fma"); break;
+        case 4: has = __builtin_cpu_supports("avx512f"); break;
+        case 5: has = __builtin_cpu_supports("avx512bw"); break;
+        case 6: has = __builtin_cpu_supports("avx512vl"); break;
+        case 7: has = __builtin_cpu_supports("avx512vnni"); break;
+        }
+        if (has) { strcat(out, out[0] ? " " : ""); strcat(out, names[i]); }
+    }
+    unsigned a, b, c, d;
+    if (__builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5)))
+        strcat(out, " avx512_bf16");
+    if (__builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        if (d & (1u << 24)) strcat(out, " amx_tile");
+        if (d & (1u << 22)) strcat(out, " amx_bf16");
+    }
+#endif
+    if (!out[0]) strcpy(out, "baseline");
+}
+
+const char *asn_cpu_features(void) {
+    pthread_once(&g_cpu_features_once, read_cpu_features);
+    return g_cpu_features;
+}
+
 const char *asn_kernels_isa(void) {
 #if defined(__x86_64__) && defined(__clang__)
     __builtin_cpu_init();
@@ -401,6 +448,15 @@ __attribute__((constructor)) static void asn_configure_malloc(void) {
     mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
 }
 #endif
+
+// ---- Parallel-region depth ----------------------------------------------------------------------
+// How many of Parallel's regions the calling thread is inside (as a worker, or running one
+// serially): the matrix products' OpenMP team size is chosen from it (Parallel.pinGEMMThreads).
+static _Thread_local int t_parallel_depth;
+
+void asn_parallel_enter(void) { t_parallel_depth++; }
+void asn_parallel_leave(void) { t_parallel_depth--; }
+int asn_parallel_depth(void) { return t_parallel_depth; }
 
 // ---- Subnormal floats --------------------------------------------------------------------------
 // Training drives some gradients and Adam moments into the subnormal range (below 1.2e-38).

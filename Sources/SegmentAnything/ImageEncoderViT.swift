@@ -30,6 +30,9 @@ public struct ImageEncoderViT: Sendable {
 
     static let layerNormEps: Float = 1e-6
 
+    /// The precision asked for and the one the products run in (bf16 only where the CPU has it).
+    public let precisionChoice: PrecisionChoice
+
     /// Loads `image_encoder.*` from a state dict, strictly. `precision` applies to the blocks'
     /// linear layers (see `Precision`).
     public init(
@@ -37,6 +40,8 @@ public struct ImageEncoderViT: Sendable {
         precision: Precision = .fp32
     ) throws {
         config = c
+        var choice = Precision.resolve(precision)
+        let precision = choice.effective
         let s = store.scoped(prefix)
         let e = c.embedDim, g = c.gridSize
         patchW = try s.take("patch_embed.proj.weight", shape: [e, 3, c.patchSize, c.patchSize])
@@ -67,6 +72,13 @@ public struct ImageEncoderViT: Sendable {
                 windowSize: ws))
         }
         self.blocks = blocks
+        // Every layer must run as reported: a layer oneDNN refused is named, not hidden.
+        let layers = blocks.flatMap { [$0.qkv, $0.proj, $0.lin1, $0.lin2] }
+        if choice.effective == .bf16, layers.contains(where: { $0.precision != .bf16 }) {
+            choice.effective = .fp32
+            choice.note = "bf16 was asked for, but oneDNN refused a bfloat16 product for some of the encoder's layers: those run in fp32"
+        }
+        precisionChoice = choice
         let o = c.outChannels
         neck0 = try s.take("neck.0.weight", shape: [o, e, 1, 1])
         neck1W = try s.take("neck.1.weight", shape: [o])

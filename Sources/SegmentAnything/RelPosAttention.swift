@@ -202,6 +202,7 @@ struct RelPosAttention {
                             let r0 = blk * Self.rowBlock, rows = min(t, r0 + Self.rowBlock) - r0
                             let q = qkvBase + r0 * 3 * c + head * hd
                             for r in 0..<rows { asn_to_bf16(q + r * 3 * c, qB + r * hd, Int64(hd), scale) }
+                            Parallel.pinGEMMThreads()
                             var rc = asn_bf16_gemm(Int64(rows), Int64(t), Int64(hd), qB, Int64(hd),
                                                    kBase + head * hd * t, Int64(t), 0, s, Int64(t))
                             precondition(rc == 0, "bf16 attention scores failed (\(rc))")
@@ -211,6 +212,7 @@ struct RelPosAttention {
                                 asn_rel_pos_softmax_bf16(s, rows, r0, q, 3 * c, hd, rh, rw, gridH, gridW, sB, inv)
                             }
                             precondition(rc == 0, "bf16 attention: grid \(gridH) x \(gridW) above 512 a side")
+                            Parallel.pinGEMMThreads()
                             rc = asn_bf16_gemm(Int64(rows), Int64(hd), Int64(t), sB, Int64(t),
                                                vBase + head * t * hd, Int64(hd), 0, o, Int64(hd))
                             precondition(rc == 0, "bf16 attention output failed (\(rc))")

@@ -2,6 +2,7 @@ import AutoSAM
 import CardiacImaging
 import Dispatch
 import Foundation
+import Tensor
 
 #if canImport(Glibc)
 import Glibc
@@ -381,7 +382,10 @@ public final class ServiceDaemon: @unchecked Sendable {
         return Provenance(
             journalId: rec.id, study: rec.outputName, kind: input.kind.rawValue, attempt: rec.attempts + 1,
             software: "autosam \(BuildInfo.version)",
-            encoder: .init(name: model.segmenter.encoder.config.name, identity: identity, sha256: sha),
+            encoder: .init(name: model.segmenter.encoder.config.name, identity: identity, sha256: sha,
+                           precision: model.segmenter.encoder.precision.effective.rawValue,
+                           precisionRequested: model.segmenter.encoder.precision.requested.rawValue,
+                           precisionNote: model.segmenter.encoder.precision.note, cpu: CPUCapabilities.features),
             head: .init(version: model.version, kind: meta.kind.rawValue, trainedOn: meta.trainingPatients, validationDice: meta.validationDice),
             plan: meta.plan,
             frames: .init(count: input.frameCount, segmented: p.segmentedFrames, ed: p.edFrame, es: p.esFrame,

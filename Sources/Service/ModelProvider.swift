@@ -36,7 +36,9 @@ final class ModelProvider: @unchecked Sendable {
         } catch {
             throw ModelUnavailable(description: "cannot load the encoder '\(config.encoder)': \(error)")
         }
-        log.info(String(format: "encoder %@ loaded in %.1f s", encoder!.config.name, Date().timeIntervalSince(t)))
+        log.info(String(format: "encoder %@ loaded in %.1f s, precision %@", encoder!.config.name, Date().timeIntervalSince(t),
+                        encoder!.precision.effective.rawValue))
+        if let note = encoder!.precision.note { log.warning(note) }
         try refresh(log: log)
     }
 

@@ -208,6 +208,13 @@ public struct Provenance: Codable, Sendable {
         /// "<size> <sha256 of the checkpoint>", or "random <size> seed 1" for the embedded encoder.
         public var identity: String
         public var sha256: String?
+        /// The precision the products ran in, the one configured, and why they differ (bf16 asked
+        /// for on a CPU without it runs in fp32). Absent in provenance written before they existed.
+        public var precision: String?
+        public var precisionRequested: String?
+        public var precisionNote: String?
+        /// The CPU's vector and matrix extensions (CPUCapabilities.features).
+        public var cpu: String?
     }
 
     public struct HeadInfo: Codable, Sendable {

@@ -43,6 +43,7 @@ public enum GEMM {
     ) {
         switch backend {
         case .onednn:
+            Parallel.pinGEMMThreads()
             let st = dnnl_sgemm(
                 transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
                 beta, c, Int64(ldc))

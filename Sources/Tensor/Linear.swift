@@ -13,6 +13,37 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     /// From AUTOSAM_PRECISION, fp32 by default.
     public static let fromEnvironment: Precision =
         ProcessInfo.processInfo.environment["AUTOSAM_PRECISION"].flatMap(Precision.init(rawValue:)) ?? .fp32
+
+    /// What a request gets on this CPU: bf16 only where oneDNN makes bfloat16 products (AVX-512
+    /// CPUs), else fp32 with one line that says so, for the log, `autosam info` and provenance.
+    public static func resolve(_ requested: Precision, bf16Available: Bool = CPUCapabilities.bf16Available) -> PrecisionChoice {
+        guard requested == .bf16, !bf16Available else { return PrecisionChoice(requested: requested, effective: requested, note: nil) }
+        return PrecisionChoice(
+            requested: .bf16, effective: .fp32,
+            note: "bf16 was asked for, but this CPU has no bfloat16 matrix products (oneDNN ISA \(CPUCapabilities.onednnISA); "
+                + "CPU features: \(CPUCapabilities.features)): running in fp32")
+    }
+}
+
+/// A requested precision, the one in effect, and the line that says why they differ.
+public struct PrecisionChoice: Sendable, Equatable {
+    public var requested: Precision
+    public var effective: Precision
+    /// Nil when the request is what runs.
+    public var note: String?
+}
+
+/// What this machine's CPU offers the kernels: read at run time, never assumed (the project
+/// runs on AVX2-only EPYCs as well as AVX-512 / AMX Xeons).
+public enum CPUCapabilities {
+    /// The vector and matrix extensions the CPU reports (CPUID), e.g. "... avx2 fma avx512f".
+    public static var features: String { String(cString: asn_cpu_features()) }
+    /// The variant of the element-wise kernels chosen at load (avx512f, avx2+fma, baseline).
+    public static var kernelISA: String { String(cString: asn_kernels_isa()) }
+    /// The instruction set oneDNN dispatches its products to (capped by ONEDNN_MAX_CPU_ISA).
+    public static var onednnISA: String { String(cString: asn_bf16_isa()) }
+    /// Whether oneDNN makes bfloat16 matrix products here (AVX-512 and above).
+    public static let bf16Available = asn_bf16_available() != 0
 }
 
 /// A function applied to a linear layer's output inside the same pass as its bias.
@@ -41,7 +72,7 @@ public final class Linear: @unchecked Sendable {
         outFeatures = weight.shape[0]
         inFeatures = weight.shape[1]
         var handle: OpaquePointer?
-        if precision == .bf16 {
+        if precision == .bf16 && CPUCapabilities.bf16Available {
             let (n, k) = (Int64(weight.shape[0]), Int64(weight.shape[1]))
             let g: Int32 = activation == .gelu ? 1 : 0
             handle = weight.data.withUnsafeBufferPointer { wp in
@@ -73,6 +104,7 @@ public final class Linear: @unchecked Sendable {
                 if let bf16 {
                     // Inputs to bfloat16 on all cores, then one fused oneDNN matmul.
                     let converted = BF16Matrix(converting: xb, rows: rows, columns: inF)
+                    Parallel.pinGEMMThreads()
                     let rc = asn_bf16_linear_run_converted(bf16, converted.pointer, Int64(rows), o, 0)
                     precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inF)")
                 } else {
@@ -106,6 +138,7 @@ public final class Linear: @unchecked Sendable {
         let rows = x.count / inFeatures
         let converted = x.data.withUnsafeBufferPointer { BF16Matrix(converting: $0.baseAddress!, rows: rows, columns: inFeatures) }
         let out = BF16Matrix(rows: rows, columns: outFeatures)
+        Parallel.pinGEMMThreads()
         return asn_bf16_linear_run_to_bf16(bf16, converted.pointer, Int64(rows), out.pointer) == 0 ? out : nil
     }
 
@@ -115,6 +148,7 @@ public final class Linear: @unchecked Sendable {
         guard let bf16 else { preconditionFailure("a bfloat16 input needs a bf16 layer") }
         let rows = x.rows, outF = outFeatures
         let out = [Float](unsafeUninitializedCapacity: rows * outF) { op, count in
+            Parallel.pinGEMMThreads()
             let rc = asn_bf16_linear_run_converted(bf16, x.pointer, Int64(rows), op.baseAddress!, 0)
             precondition(rc == 0, "oneDNN bf16 matmul failed (\(rc)) for \(rows)x\(outF)x\(inFeatures)")
             count = rows * outF

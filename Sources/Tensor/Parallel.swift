@@ -5,8 +5,14 @@ import Dispatch
 import Foundation
 
 /// Work splitting over the machine's cores. GEMM calls made inside `forEach` bodies run
-/// single-threaded (OpenBLAS's pool is paused and each worker's OpenMP team size is 1 for
-/// oneDNN), so the GEMM libraries' threads and ours never oversubscribe the cores.
+/// single-threaded (OpenBLAS's pool is paused and oneDNN's OpenMP team size is 1), so the GEMM
+/// libraries' threads and ours never oversubscribe the cores.
+///
+/// Determinism: a product's result may depend on how many threads compute it (oneDNN splits
+/// some products' sums between threads), so that number is a function of where the product
+/// runs, never of timing or of what a thread did before: 1 inside a `forEach` body (whether
+/// the region runs on all cores or, when the cores are taken by another region, serially on
+/// its calling thread), `threads` outside. `pinGEMMThreads` sets it before every product.
 public enum Parallel {
     /// Number of worker threads (cores), overridable with AUTOSAM_THREADS.
     public static let threads: Int = {
@@ -16,30 +22,34 @@ public enum Parallel {
 
     private static let lock = NSLock()
 
+    /// Sets the calling thread's OpenMP team size for the matrix products it is about to run:
+    /// 1 inside a parallel region, `threads` outside (a per-thread setting, cheap to repeat).
+    @inline(__always)
+    public static func pinGEMMThreads() {
+        let want = Int32(asn_parallel_depth() > 0 ? 1 : threads)
+        if omp_get_max_threads() != want { omp_set_num_threads(want) }
+    }
+
     /// Runs `body(i)` for i in 0..<n on all cores. BLAS is single-threaded meanwhile.
     public static func forEach(_ n: Int, _ body: (Int) -> Void) {
-        guard n > 1 && threads > 1 else {
+        // A region inside another (a worker calling a parallel kernel), or beside one on
+        // another thread, runs serially: the cores are already busy, and waiting for the lock
+        // from a worker would deadlock. Its body counts as inside a region all the same.
+        guard n > 1 && threads > 1, lock.try() else {
+            asn_parallel_enter()
+            asn_flush_denormals()  // the same FP state as a worker's
             for i in 0..<n { body(i) }
-            return
-        }
-        // A parallel region inside another (a worker calling a parallel kernel), or beside
-        // one on another thread, runs serially: the cores are already busy, and waiting for
-        // the lock from a worker would deadlock.
-        guard lock.try() else {
-            for i in 0..<n { body(i) }
+            asn_parallel_leave()
             return
         }
         let saved = openblas_get_num_threads()
-        let savedOMP = omp_get_max_threads()
         openblas_set_num_threads(1)
         DispatchQueue.concurrentPerform(iterations: n) { i in
-            // Per-thread OpenMP setting: the calling thread may run some iterations too, and
-            // gets its own value back below.
-            omp_set_num_threads(1)
+            asn_parallel_enter()
             asn_flush_denormals()  // per-thread FP state (kernels.c)
             body(i)
+            asn_parallel_leave()
         }
-        omp_set_num_threads(savedOMP)
         openblas_set_num_threads(saved)
         lock.unlock()
     }

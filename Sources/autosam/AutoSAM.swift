@@ -1,6 +1,7 @@
 import ArgumentParser
 import CardiacImaging
 import Foundation
+import Tensor
 
 @main
 struct AutoSAMCommand: ParsableCommand {
@@ -18,5 +19,10 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         print("autosam \(BuildInfo.version)")
         print("BLAS: \(BuildInfo.blasConfig), threads \(BuildInfo.blasThreads)")
+        print("CPU: \(BuildInfo.cpuModel)")
+        print("CPU features: \(CPUCapabilities.features)")
+        print("kernels: element-wise \(CPUCapabilities.kernelISA), oneDNN \(CPUCapabilities.onednnISA)")
+        let bf16 = Precision.resolve(.bf16)
+        print("precision bf16: " + (bf16.note ?? "available (oneDNN bfloat16 products)"))
     }
 }

@@ -44,7 +44,8 @@ struct EncoderBench: ParsableCommand {
         let image = Tensor(shape: [3, side, side], data: (0..<(3 * side * side)).map { _ in Float(r.gaussian()) })
         // FLOPs: 2 per multiply-add of every GEMM (attention included).
         let flops = Self.flops(config, side: side)
-        print("encoder \(config.name) input \(side)x\(side), \(precision.rawValue), \(Parallel.threads) threads, GEMM \(GEMM.backend.rawValue)")
+        print("encoder \(config.name) input \(side)x\(side), \(encoder.precisionChoice.effective.rawValue), \(Parallel.threads) threads, GEMM \(GEMM.backend.rawValue)")
+        if let note = encoder.precisionChoice.note { print(note) }
         let clock = ContinuousClock()
         var times: [Double] = []
         for i in 0...runs {

@@ -25,7 +25,8 @@ struct ParityCommand: ParsableCommand {
         let store = ParameterStore(t)
         let encoder = try ImageEncoderViT(config: config, weights: store, precision: precision)
         let id = try CheckpointIdentity.of(checkpoint)
-        print("checkpoint \(id.file) (\(config.name)), sha256 \(id.sha256)")
+        print("checkpoint \(id.file) (\(config.name)), sha256 \(id.sha256), precision \(encoder.precisionChoice.effective.rawValue)")
+        if let note = encoder.precisionChoice.note { print(note) }
         let ref = try SafeTensors.load(reference).tensors
         guard let image = ref["image"], let neck = ref["neck"] else { throw ValidationError("reference needs `image` and `neck`") }
         let s = image.shape[2]

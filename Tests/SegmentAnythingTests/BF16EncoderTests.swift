@@ -11,7 +11,10 @@ import Testing
 /// 2e-2 of the reference magnitude (full-size vit_b measures 6e-3, docs/PERFORMANCE.md), not
 /// the fp32 parity bound; and it must not be the fp32 result in disguise.
 @Suite struct BF16EncoderTests {
-    @Test func bf16EncoderStaysNearTheOfficialOutputs() throws {
+    static let noBF16 = "this CPU has no bfloat16 products (oneDNN ISA \(CPUCapabilities.onednnISA)): bf16 runs in fp32 here, checked by bf16RequestRunsAsReported"
+
+    @Test(.enabled(if: CPUCapabilities.bf16Available, Comment(rawValue: noBF16)))
+    func bf16EncoderStaysNearTheOfficialOutputs() throws {
         let f = try SAMFixture("tiny_a")
         let s = f.config.imageSize
         let image = try f.tensor("image").reshaped([3, s, s])
@@ -23,6 +26,38 @@ import Testing
         #expect(e <= 2e-2, "bf16 error \(e)")
         let fp32 = try ImageEncoderViT(config: f.config, weights: try SAMFixture("tiny_a").store)(image)
         #expect(relativeError(out, fp32) > 1e-6, "bf16 ran in fp32")
+        #expect(bf16.precisionChoice == PrecisionChoice(requested: .bf16, effective: .bf16, note: nil))
+    }
+
+    /// On every CPU: a bf16 request runs in bf16 where oneDNN makes bfloat16 products and
+    /// otherwise in fp32, reported as such with one line that says why; never a silent switch.
+    @Test func bf16RequestRunsAsReported() throws {
+        let f = try SAMFixture("tiny_a")
+        let s = f.config.imageSize
+        let image = try f.tensor("image").reshaped([3, s, s])
+        let asked = try ImageEncoderViT(config: f.config, weights: f.store, precision: .bf16)
+        let fp32 = try ImageEncoderViT(config: f.config, weights: try SAMFixture("tiny_a").store)
+        #expect(fp32.precisionChoice == PrecisionChoice(requested: .fp32, effective: .fp32, note: nil))
+        if CPUCapabilities.bf16Available {
+            #expect(asked.precisionChoice.effective == .bf16 && asked.precisionChoice.note == nil)
+            #expect(asked(image) != fp32(image), "bf16 reported but the output is the fp32 one")
+        } else {
+            #expect(asked.precisionChoice.effective == .fp32)
+            let note = try #require(asked.precisionChoice.note)
+            #expect(note.contains("running in fp32") && note.contains(CPUCapabilities.onednnISA), "\(note)")
+            #expect(asked(image) == fp32(image), "fp32 reported but the output is not the fp32 one")
+        }
+    }
+
+    /// The rule itself, for both kinds of CPU whichever this one is.
+    @Test func precisionResolution() {
+        let without = Precision.resolve(.bf16, bf16Available: false)
+        #expect(without.requested == .bf16 && without.effective == .fp32)
+        #expect(without.note?.contains("no bfloat16 matrix products") == true, "\(String(describing: without.note))")
+        #expect(Precision.resolve(.bf16, bf16Available: true) == PrecisionChoice(requested: .bf16, effective: .bf16, note: nil))
+        for available in [false, true] {
+            #expect(Precision.resolve(.fp32, bf16Available: available) == PrecisionChoice(requested: .fp32, effective: .fp32, note: nil))
+        }
     }
 }
 
@@ -30,7 +65,8 @@ import Testing
 /// the result is the same as writing float32 and converting it (both round to nearest even
 /// after the bias and GELU), bit for bit; a float32 layer has no such output.
 @Suite struct BF16HiddenActivationTests {
-    @Test func bf16OutputEqualsFloatOutputConverted() throws {
+    @Test(.enabled(if: CPUCapabilities.bf16Available, Comment(rawValue: BF16EncoderTests.noBF16)))
+    func bf16OutputEqualsFloatOutputConverted() throws {
         var g = SplitMix64(seed: 5)
         func random(_ shape: [Int], _ scale: Double) -> Tensor {
             Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in Float((g.unit() * 2 - 1) * scale) })

@@ -58,6 +58,48 @@ import Testing
 
     func journal(_ root: String) throws -> Journal { try Journal(path: root + "/data/journal.sqlite", readOnly: true) }
 
+    /// bf16 asked for on a CPU without bfloat16 products (an AVX2-only EPYC; here oneDNN capped
+    /// at AVX2 stands in for one): `autosam info` says so, the daemon says so once in its log,
+    /// and the study's provenance records fp32 as what ran, bf16 as what was asked, and why.
+    @Test func bf16WithoutTheCPUForItRunsInFP32AndSaysSo() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let info = Process()
+        info.executableURL = URL(fileURLWithPath: bin)
+        info.arguments = ["info"]
+        info.environment = ProcessInfo.processInfo.environment.merging(["ONEDNN_MAX_CPU_ISA": "AVX2"]) { $1 }
+        let pipe = Pipe()
+        info.standardOutput = pipe
+        try info.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        info.waitUntilExit()
+        #expect(info.terminationStatus == 0)
+        #expect(text.contains("CPU features: ") && text.contains("oneDNN avx2"), "\(text)")
+        #expect(text.contains("precision bf16: bf16 was asked for, but this CPU has no bfloat16 matrix products"), "\(text)")
+
+        let root = try makeTempFolder()
+        defer { removeTempFolder(root) }
+        let config = try writeConfig(root)
+        var toml = try String(contentsOfFile: config, encoding: .utf8)
+        toml = toml.replacingOccurrences(of: "encoder = \"demo\"", with: "encoder = \"demo\"\nprecision = \"bf16\"")
+        try toml.write(toFile: config, atomically: true, encoding: .utf8)
+        let src = try makeTempFolder()
+        defer { removeTempFolder(src) }
+        _ = try Fixtures.shortCine(13, to: src + "/p13.nii.gz", frames: 2)
+        let daemon = try Spawned(binary: bin, config: config, log: root + "/daemon.log", environment: ["ONEDNN_MAX_CPU_ISA": "AVX2"])
+        #expect(try waitFor(60) { (try? journal(root).studies()) != nil })
+        try FileManager.default.copyItem(atPath: src + "/p13.nii.gz", toPath: root + "/data/inbox/.p13.nii.gz")
+        #expect(rename(root + "/data/inbox/.p13.nii.gz", root + "/data/inbox/p13.nii.gz") == 0)
+        let finished = try waitFor(150) { try journal(root).studies().first?.state == .done }
+        kill(daemon.process.processIdentifier, SIGTERM)
+        #expect(daemon.waitExit(30))
+        try #require(finished, "\(daemon.log)")
+        #expect(daemon.log.contains("precision fp32") && daemon.log.contains("running in fp32"), "\(daemon.log)")
+        let prov = try JSONDecoder().decode(Provenance.self, from: Data(contentsOf: URL(fileURLWithPath: root + "/data/outbox/p13/provenance.json")))
+        #expect(prov.encoder.precision == "fp32" && prov.encoder.precisionRequested == "bf16")
+        #expect(prov.encoder.precisionNote?.contains("running in fp32") == true)
+        #expect(prov.encoder.cpu?.contains("avx2") == true)
+    }
+
     /// kill -9 while a study is being segmented; the next start redoes it, and it ends done
     /// exactly once: one outputs folder, one cohort row, one archived input, attempts 2.
     @Test func killNineMidStudyThenRestartCompletesExactlyOnce() throws {

@@ -44,6 +44,10 @@ int asn_bf16_gemm(int64_t m, int64_t n, int64_t k, const uint16_t *a, int64_t ld
 /// The ISA oneDNN dispatches to (e.g. "avx512_core_amx"), for reports.
 const char *asn_bf16_isa(void);
 
+/// 1 when oneDNN makes bfloat16 matrix products on this CPU, else 0 (AVX2-only CPUs, or
+/// ONEDNN_MAX_CPU_ISA below AVX-512): the bf16 precision mode then runs in float32.
+int asn_bf16_available(void);
+
 #ifdef __cplusplus
 }
 #endif

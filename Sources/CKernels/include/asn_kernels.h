@@ -64,8 +64,18 @@ int asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const 
 /// or when AUTOSAM_KEEP_DENORMALS is set). Set for the main thread at load.
 void asn_flush_denormals(void);
 
+/// The calling thread's depth of parallel regions (Parallel.forEach bodies, parallel or run
+/// serially); thread-local.
+void asn_parallel_enter(void);
+void asn_parallel_leave(void);
+int asn_parallel_depth(void);
+
 /// Which instruction set the dispatcher chose (for benchmarks' reports).
 const char *asn_kernels_isa(void);
+
+/// The CPU's vector and matrix extensions, space-separated (e.g. "sse4.2 avx avx2 fma avx512f
+/// ... avx512_bf16 amx_tile amx_bf16"), for reports.
+const char *asn_cpu_features(void);
 
 /// Convolution unfolding of x[cin, h, w] into cols[cin*kh*kw, oh*ow] (zero padding), and its
 /// adjoint (col2im adds cols back into x, which the caller has zeroed).

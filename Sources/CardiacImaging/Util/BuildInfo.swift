@@ -12,4 +12,12 @@ public enum BuildInfo {
     }
 
     public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+
+    /// The CPU's model name (/proc/cpuinfo), "unknown" where it cannot be read.
+    public static var cpuModel: String {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+              let colon = line.firstIndex(of: ":") else { return "unknown" }
+        return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
 }
