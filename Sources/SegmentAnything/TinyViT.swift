@@ -32,6 +32,8 @@ public struct TinyViTConfig: Codable, Equatable, Sendable {
 struct FoldedConv {
     var weight: Tensor  // [out, in / groups, k, k]
     var bias: Tensor  // [out]
+    /// Depthwise 3x3 only: the weights as [9, out].
+    var tapMajor: [Float] = []
 
     static let batchNormEps = 1e-5
 
@@ -50,6 +52,29 @@ struct FoldedConv {
         }
         weight = Tensor(shape: w.shape, data: wf)
         bias = Tensor(shape: [out], data: bf)
+        // A depthwise 3x3 filter also kept tap-major [9, C] for the channels-last kernel.
+        if inPerGroup == 1 && k == 3 {
+            tapMajor = (0..<(9 * out)).map { i in wf[(i % out) * 9 + i / out] }
+        }
+    }
+
+    /// A depthwise 3x3 convolution (stride 1, padding 1) on tokens x[H*W, C], channels last.
+    func depthwiseTokens(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
+        let c = x.shape[1]
+        if tapMajor.isEmpty { preconditionFailure("depthwiseTokens on a convolution that is not depthwise 3x3") }
+        let out = [Float](unsafeUninitializedCapacity: h * w * c) { buf, n in
+            let yp = buf.baseAddress!
+            x.data.withUnsafeBufferPointer { xp in
+                tapMajor.withUnsafeBufferPointer { wp in
+                    bias.data.withUnsafeBufferPointer { bp in
+                        let (xb, wb, bb) = (xp.baseAddress!, wp.baseAddress!, bp.baseAddress!)
+                        Parallel.chunks(h) { r in asn_dwconv3x3_tokens(xb, h, w, c, wb, bb, yp, r.lowerBound, r.upperBound) }
+                    }
+                }
+            }
+            n = h * w * c
+        }
+        return Tensor(shape: [h * w, c], data: out)
     }
 
     /// A 1x1 convolution on x[C, H, W].
@@ -247,12 +272,12 @@ public struct TinyViTEncoder: ImageEncoding {
     }
 
     func mbconv(_ b: MBConv, _ x: Tensor) -> Tensor {
-        var y = b.conv1.pointwise(x)
-        Ops.gelu(&y)
-        y = b.conv2.depthwise(y, stride: 1, gelu: true)
-        y = b.conv3.pointwise(y)
-        Ops.add(&y, x)
-        Ops.gelu(&y)
+        var y = Profiler.measure("mb conv1") { b.conv1.pointwise(x) }
+        Profiler.measure("mb gelu") { Ops.gelu(&y) }
+        y = Profiler.measure("mb dw") { b.conv2.depthwise(y, stride: 1, gelu: true) }
+        y = Profiler.measure("mb conv3") { b.conv3.pointwise(y) }
+        Profiler.measure("mb add") { Ops.add(&y, x) }
+        Profiler.measure("mb gelu") { Ops.gelu(&y) }
         return y
     }
 
@@ -272,9 +297,7 @@ public struct TinyViTEncoder: ImageEncoding {
     func forward(_ b: TinyViTBlock, _ x: inout Tensor, height h: Int, width w: Int) {
         let attended = Profiler.measure("tinyvit attention") { attention(b.attn, x, height: h, width: w) }
         Ops.add(&x, attended)
-        let conv = Profiler.measure("tinyvit layout") { channelsFirst(x, height: h, width: w) }
-        let local = Profiler.measure("tinyvit local conv") { b.localConv.depthwise(conv, stride: 1, gelu: false) }
-        x = Profiler.measure("tinyvit layout") { tokens(local) }
+        x = Profiler.measure("tinyvit local conv") { b.localConv.depthwiseTokens(x, height: h, width: w) }
         Profiler.measure("tinyvit mlp") {
             var m = x
             Ops.layerNorm(&m, weight: b.mlpNormW, bias: b.mlpNormB, eps: Self.layerNormEps)
@@ -288,14 +311,17 @@ public struct TinyViTEncoder: ImageEncoding {
     /// norm's bias, and it takes part as a key and value, unmasked. Padded queries are dropped.
     func attention(_ a: TinyViTAttention, _ x: Tensor, height h: Int, width w: Int) -> Tensor {
         let c = x.shape[1], ws = a.window, heads = a.heads, d = c / heads, n = ws * ws
-        var xn = x
-        Ops.layerNorm(&xn, weight: a.normW, bias: a.normB, eps: Self.layerNormEps)
-        let qkv = a.qkv(xn)  // [H*W, 3C]
+        let qkv = Profiler.measure("tinyvit qkv") { () -> Tensor in
+            var xn = x
+            Ops.layerNorm(&xn, weight: a.normW, bias: a.normB, eps: Self.layerNormEps)
+            return a.qkv(xn)  // [H*W, 3C]
+        }
         // The padded token's q/k/v: the qkv layer on the norm's bias.
         let padRow = a.qkv(Tensor(shape: [1, c], data: a.normB.data))
         let nwy = (h + ws - 1) / ws, nwx = (w + ws - 1) / ws
         let scale = 1 / Float(d).squareRoot()
         var out = Tensor(zeros: [h * w, c])
+        Profiler.measure("tinyvit windows") {
         out.data.withUnsafeMutableBufferPointer { op in
             qkv.data.withUnsafeBufferPointer { qp in
                 padRow.data.withUnsafeBufferPointer { pp in
@@ -332,6 +358,7 @@ public struct TinyViTEncoder: ImageEncoding {
                 }
             }
         }
-        return a.proj(out)
+        }
+        return Profiler.measure("tinyvit proj") { a.proj(out) }
     }
 }

@@ -1,3 +1,4 @@
+import CKernels
 /// A dense, contiguous, row-major Float32 tensor. Value semantics (copy on write through the
 /// array); kernels work on the flat storage with explicit shapes.
 public struct Tensor: Sendable, Equatable {
@@ -53,6 +54,7 @@ public struct Tensor: Sendable, Equatable {
     /// Permutes the axes: result axis i is source axis `order[i]`.
     public func permuted(_ order: [Int]) -> Tensor {
         precondition(order.count == rank && Set(order).count == rank)
+        if order == [1, 0] { return transposed2D() }
         let newShape = order.map { shape[$0] }
         var srcStrides = [Int](repeating: 1, count: rank)
         for i in stride(from: rank - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
@@ -80,5 +82,23 @@ public struct Tensor: Sendable, Equatable {
             }
         }
         return Tensor(shape: newShape, data: out)
+    }
+
+    /// [rows, cols] -> [cols, rows], blocked and on all cores (tokens <-> channels-first).
+    func transposed2D() -> Tensor {
+        let (rows, cols) = (shape[0], shape[1])
+        let out = [Float](unsafeUninitializedCapacity: count) { buf, n in
+            if count > 0 {
+                let dst = buf.baseAddress!
+                data.withUnsafeBufferPointer { src in
+                    let sp = src.baseAddress!
+                    Parallel.chunks(rows, minimum: max(32, 65536 / max(cols, 1))) { r in
+                        asn_transpose(sp, rows, cols, dst, r.lowerBound, r.upperBound)
+                    }
+                }
+            }
+            n = count
+        }
+        return Tensor(shape: [cols, rows], data: out)
     }
 }

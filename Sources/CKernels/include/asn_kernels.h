@@ -70,6 +70,14 @@ void asn_flush_denormals(void);
 void asn_dwconv3x3(const float *x, size_t c0, size_t c1, size_t h, size_t w, size_t stride, const float *wt,
                    const float *bias, float *y, int gelu);
 
+/// Depthwise 3x3 convolution (stride 1, padding 1) on tokens x[h*w, c] (channels last) into
+/// rows y0..<y1 of y[h*w, c]; weights wt[9, c] (tap-major), bias (may be NULL).
+void asn_dwconv3x3_tokens(const float *x, size_t h, size_t w, size_t c, const float *wt, const float *bias, float *y,
+                          size_t y0, size_t y1);
+
+/// dst[cols, rows] = transpose of src[rows, cols], for source rows r0..<r1.
+void asn_transpose(const float *src, size_t rows, size_t cols, float *dst, size_t r0, size_t r1);
+
 /// The calling thread's depth of parallel regions (Parallel.forEach bodies, parallel or run
 /// serially); thread-local.
 void asn_parallel_enter(void);
