@@ -70,6 +70,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(SYSCONFDIR)/systemd/system
+WEIGHTSDIR ?= /var/lib/autosam/weights
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/autosam
 	# The embedded default head is a resource bundle the binary finds beside itself.
@@ -83,6 +84,8 @@ install: build
 	install -D -m 0644 systemd/autosam.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/autosam.conf
 	install -D -m 0644 systemd/autosam.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/autosam.conf
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/autosam/README.md
+	# The service's encoder weights (verified by size and SHA-256; nothing done when present).
+	AUTOSAM_WEIGHTS_DIR=$(DESTDIR)$(WEIGHTSDIR) scripts/fetch_weights.sh
 	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then \
 	    systemd-sysusers $(PREFIX)/lib/sysusers.d/autosam.conf && \
 	    systemd-tmpfiles --create $(PREFIX)/lib/tmpfiles.d/autosam.conf && \

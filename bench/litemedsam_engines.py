@@ -175,6 +175,9 @@ def main() -> None:
         t0 = time.perf_counter()
         with torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # sizes fixed at 256
+            # torch 1.13 exporter notes that do not affect the graph's values
+            warnings.filterwarnings("ignore", message=r"Constant folding - Only steps=1")
+            warnings.filterwarnings("ignore", message=r"The shape inference of prim::Constant")
             torch.onnx.export(enc, (image,), onnx_path, opset_version=17, do_constant_folding=True,
                               input_names=["image"], output_names=["embedding"])
         print(f"exported {onnx_path} ({os.path.getsize(onnx_path) / 1e6:.1f} MB, opset 17) "
@@ -185,7 +188,9 @@ def main() -> None:
               f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; python {sys.version.split()[0]}")
 
         # ---- torch
-        print(f"== torch {torch.__version__} ({torch.get_num_threads()} threads; load average {load_avg()})")
+        print(f"== torch {torch.__version__} ({torch.get_num_threads()} threads, mkldnn "
+              f"{torch.backends.mkldnn.is_available()}, mkl {torch.backends.mkl.is_available()}; "
+              f"load average {load_avg()})")
         with torch.no_grad():
             times = time_runs(lambda: enc(image), args.warmup, args.runs)
         med, mn = summarize(times)

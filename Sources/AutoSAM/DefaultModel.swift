@@ -6,8 +6,12 @@ import NN
 /// a resource. It serves until a site's own labelled volumes have produced a better head.
 /// `AUTOSAM_DEFAULT_MODEL` may point at another model folder (a packaging override).
 public enum DefaultModel {
-    /// The encoder the embedded head was trained on.
-    public static let encoderSource = "demo"
+    /// The encoder the embedded head was trained on: LiteMedSAM's fetched checkpoint (its
+    /// SHA-256 is checked against the one the head records), or a seeded random size.
+    public static var encoderSource: String {
+        guard let dir = try? directory(), let (_, meta) = try? HeadModel.load(dir) else { return Weights.liteMedSAMName }
+        return meta.encoder.hasPrefix("random ") ? meta.encoderSize : Weights.liteMedSAMName
+    }
 
     /// Folder holding head.safetensors and model.json.
     public static func directory() throws -> String {

@@ -117,11 +117,18 @@ public enum HeadSetupError: Error, Equatable, CustomStringConvertible, Localized
 public enum HeadSetup {
     /// The plan a head of this kind trains with on this encoder: `PreprocessingPlan.robust`,
     /// without embedding standardisation for an AutoSAM head that starts from a checkpoint's
-    /// pretrained mask decoder (it expects the raw embedding).
+    /// pretrained mask decoder (it expects the raw embedding), and with LiteMedSAM's own input
+    /// scaling ([0, 1]) for a TinyViT encoder.
     /// `views` overrides the plan's augmented views per slice (each one encoder run per slice).
     public static func plan(for encoder: FrozenEncoder, head: HeadKind, views: Int? = nil, elasticMM: Double? = nil) -> PreprocessingPlan {
         var p = PreprocessingPlan.robust(encoderSize: encoder.config.imageSize, views: views, elasticMM: elasticMM)
         if head == .autosam && !encoder.isRandom { p.standardizeEmbeddings = false }
+        if encoder.config.tinyViT != nil {
+            // LiteMedSAM was trained on images min-max scaled to [0, 1] (no ImageNet mean and
+            // std): the plan's window is 0...255, so the mean is 0 and the scale 255.
+            p.pixelMean = [0, 0, 0]
+            p.pixelStd = [255, 255, 255]
+        }
         return p
     }
 

@@ -272,20 +272,80 @@ public struct TinyViTEncoder: ImageEncoding {
     }
 
     func mbconv(_ b: MBConv, _ x: Tensor) -> Tensor {
-        var y = Profiler.measure("mb conv1") { b.conv1.pointwise(x) }
-        Profiler.measure("mb gelu") { Ops.gelu(&y) }
-        y = Profiler.measure("mb dw") { b.conv2.depthwise(y, stride: 1, gelu: true) }
-        y = Profiler.measure("mb conv3") { b.conv3.pointwise(y) }
-        Profiler.measure("mb add") { Ops.add(&y, x) }
-        Profiler.measure("mb gelu") { Ops.gelu(&y) }
-        return y
+        banded(b.conv1, b.conv2, b.conv3, x, stride: 1, residual: true)
     }
 
     func merge(_ m: PatchMerging, _ x: Tensor) -> Tensor {
-        var y = m.conv1.pointwise(x)
-        Ops.gelu(&y)
-        y = m.conv2.depthwise(y, stride: m.stride, gelu: true)
-        return m.conv3.pointwise(y)
+        banded(m.conv1, m.conv2, m.conv3, x, stride: m.stride, residual: false)
+    }
+
+    /// Output rows per band of the first stage's convolution blocks.
+    var bandRows = 32
+
+    /// 1x1, GELU, depthwise 3x3 (stride 1 or 2), GELU, 1x1 on x[C, H, W], then (MBConv) the
+    /// residual and GELU, computed in bands of output rows, each with the input rows its
+    /// depthwise filter reaches: the full-resolution hidden activation (LiteMedSAM: 256
+    /// channels x 256 x 256, 64 MiB) is never whole. A tensor that size is a fresh mapping from
+    /// the kernel at every allocation (above glibc's 32 MiB mmap threshold), and page faults
+    /// and zeroing took most of a per-core encoder run; bands stay in reused heap memory, and
+    /// run on all cores when the encoder does.
+    func banded(_ c1: FoldedConv, _ c2: FoldedConv, _ c3: FoldedConv, _ x: Tensor, stride: Int, residual: Bool) -> Tensor {
+        let (cin, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        let oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1, cout = c3.weight.shape[0]
+        let bands = (oh + bandRows - 1) / bandRows
+        var out = [Float](repeating: 0, count: cout * oh * ow)
+        out.withUnsafeMutableBufferPointer { op in
+            let o = op.baseAddress!
+            x.data.withUnsafeBufferPointer { xp in
+                let xb = xp.baseAddress!
+                Parallel.forEach(bands) { band in
+                    let o0 = band * bandRows, o1 = min(oh, o0 + bandRows)
+                    // Input rows lo..<hi: those the outputs' 3x3 windows reach. With stride 2, lo
+                    // is even so that band-local output j reads band rows 2j-1...2j+1.
+                    let lo = stride == 1 ? max(0, o0 - 1) : max(0, 2 * o0 - 2)
+                    let hi = min(h, stride == 1 ? o1 + 1 : 2 * o1)
+                    let skip = stride == 1 ? o0 - lo : (o0 > 0 ? 1 : 0)
+                    let rows = hi - lo
+                    var input = [Float](unsafeUninitializedCapacity: cin * rows * w) { buf, n in
+                        for c in 0..<cin { (buf.baseAddress! + c * rows * w).update(from: xb + (c * h + lo) * w, count: rows * w) }
+                        n = cin * rows * w
+                    }
+                    var t = c1.pointwise(Tensor(shape: [cin, rows, w], data: input))
+                    input = []
+                    Ops.gelu(&t)
+                    t = c2.depthwise(t, stride: stride, gelu: true)
+                    let brows = t.shape[1], keep = o1 - o0, hidden = t.shape[0]
+                    // The band's own output rows skip..<skip+keep, then the last 1x1.
+                    if skip != 0 || keep != brows {
+                        t = Tensor(shape: [hidden, keep, ow], data: [Float](unsafeUninitializedCapacity: hidden * keep * ow) { buf, n in
+                            t.data.withUnsafeBufferPointer { tp in
+                                for c in 0..<hidden {
+                                    (buf.baseAddress! + c * keep * ow).update(from: tp.baseAddress! + (c * brows + skip) * ow, count: keep * ow)
+                                }
+                            }
+                            n = hidden * keep * ow
+                        })
+                    }
+                    var y = c3.pointwise(t)
+                    y.data.withUnsafeMutableBufferPointer { yp in
+                        let yb = yp.baseAddress!
+                        for c in 0..<cout {
+                            let dst = o + (c * oh + o0) * ow, src = yb + c * keep * ow
+                            if residual {
+                                let r = xb + (c * h + o0) * w
+                                for i in 0..<(keep * ow) { dst[i] = src[i] + r[i] }
+                            } else {
+                                dst.update(from: src, count: keep * ow)
+                            }
+                        }
+                        if residual {
+                            for c in 0..<cout { asn_gelu_to(o + (c * oh + o0) * ow, o + (c * oh + o0) * ow, keep * ow) }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [cout, oh, ow], data: out)
     }
 
     /// [C, H, W] -> [H*W, C].

@@ -43,8 +43,9 @@ public struct ServiceConfig: Sendable {
     public var journal = "journal.sqlite"
 
     // [model]
-    /// A SAM checkpoint path, or a size name for the embedded random-weight encoder ("demo").
-    public var encoder = "demo"
+    /// "litemedsam" (the fetched LiteMedSAM checkpoint, the default), a SAM checkpoint path, or a
+    /// size name for a seeded random-weight encoder ("demo").
+    public var encoder = "litemedsam"
     /// A head folder to serve when the model store has no current version; empty: the
     /// embedded default head.
     public var head = ""

@@ -17,7 +17,7 @@ struct ExperimentCommand: ParsableCommand {
             """)
 
     @Option(help: "ACDC-layout dataset folder (patientNNN/Info.cfg, frames and _gt).") var data: String
-    @Option(help: "Encoder: a SAM checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
+    @Option(help: "Encoder: litemedsam (the fetched LiteMedSAM checkpoint, the default), a SAM checkpoint path, or a size name for seeded random weights (demo).") var encoder = "litemedsam"
     @Option(help: "Heads, comma-separated: autosam, cnn, linear, context (ours).") var heads = "autosam,cnn,linear"
     @Option(help: "Training volume counts, comma-separated.") var volumes = "1,5"
     @Option(help: "Folds (independent training sets).") var folds = 1

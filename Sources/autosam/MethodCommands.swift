@@ -16,7 +16,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Training patients, comma-separated (e.g. patient001,patient002).") var train: String
     @Option(help: "Validation patients, comma-separated (early stopping).") var validation: String?
     @Option(help: "Head: autosam, cnn, linear or context (ours: the CNN head with a context path over the embedding grid).") var head: HeadKind = .cnn
-    @Option(help: "Encoder: a checkpoint path or a size name (demo = the embedded default).") var encoder = "demo"
+    @Option(help: "Encoder: litemedsam (the fetched LiteMedSAM checkpoint, the default), a SAM checkpoint path, or a size name for seeded random weights (demo).") var encoder = "litemedsam"
     @Option(help: "Output model folder.") var out: String
     @Option(help: "Embedding cache folder.") var cache = ".autosam-cache"
     @Option(help: "Epochs.") var epochs = 120
@@ -109,6 +109,8 @@ func loadSegmenter(model: String?, encoder: String?, testRotations: Int? = nil) 
         source = encoder
     } else if meta.encoder.hasPrefix("random ") {
         source = meta.encoderSize
+    } else if meta.encoderSize == Weights.liteMedSAMName {
+        source = Weights.liteMedSAMName  // the fetched checkpoint (its SHA-256 is checked against the head's)
     } else {
         throw ValidationError("the model was trained on encoder \(meta.encoder): give its checkpoint with --encoder PATH")
     }

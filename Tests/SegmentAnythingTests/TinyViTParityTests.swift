@@ -47,6 +47,14 @@ import Testing
         try check(out, "neck")
         #expect(out.shape == [32, 10, 10])
         print("tinyvit_small: neck max abs error \(relativeError(out, try ref("neck"))) of the reference's max magnitude")
+        // The first stage runs in bands of output rows (32 by default: the 40-row image is two
+        // bands, its stride-2 merge one); bands of 3 rows put band edges everywhere.
+        var narrow = encoder
+        narrow.bandRows = 3
+        var narrowTrace = TinyViTEncoder.Trace()
+        let narrowOut = narrow.run(try ref("image").reshaped([3, 40, 40]), trace: &narrowTrace)
+        for l in 0..<4 { try check(narrowTrace.stages[l], "layer_\(l)") }
+        #expect(relativeError(narrowOut, out) <= 1e-6)
     }
 
     /// The pair-bias table: TinyViT's attention_bias_idxs is not saved; it is rebuilt as
