@@ -43,9 +43,9 @@ public struct ServiceConfig: Sendable {
     public var journal = "journal.sqlite"
 
     // [model]
-    /// "litemedsam" (the fetched LiteMedSAM checkpoint, the default), a SAM checkpoint path, or a
-    /// size name for a seeded random-weight encoder ("demo").
-    public var encoder = "litemedsam"
+    /// "demo" (the seeded random-weight encoder of the embedded default head), "litemedsam" (the
+    /// fetched LiteMedSAM checkpoint), a SAM checkpoint path, or another registered size name.
+    public var encoder = "demo"
     /// A head folder to serve when the model store has no current version; empty: the
     /// embedded default head.
     public var head = ""

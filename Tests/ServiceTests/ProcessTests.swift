@@ -100,6 +100,26 @@ import Testing
         #expect(prov.encoder.cpu?.contains("avx2") == true)
     }
 
+    /// A pretrained encoder whose weights are not on the machine: the daemon refuses to start,
+    /// exits non-zero and says how to get them; it never falls back to another encoder.
+    @Test func withoutTheLiteMedSAMWeightsTheDaemonRefusesToStartAndSaysHow() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let root = try makeTempFolder()
+        defer { removeTempFolder(root) }
+        let config = try writeConfig(root)
+        var toml = try String(contentsOfFile: config, encoding: .utf8)
+        toml = toml.replacingOccurrences(of: "encoder = \"demo\"", with: "encoder = \"litemedsam\"")
+        try toml.write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try Spawned(binary: bin, config: config, log: root + "/daemon.log",
+                                 environment: ["AUTOSAM_WEIGHTS_DIR": root + "/no-weights-here"])
+        #expect(daemon.waitExit(60), "the daemon kept running without its encoder")
+        #expect(daemon.process.terminationStatus != 0)
+        let log = daemon.log
+        #expect(log.contains("cannot load the encoder 'litemedsam'") && log.contains("scripts/fetch_weights.sh")
+                && log.contains(root + "/no-weights-here/lite_medsam.pth"), "\(log)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/data/outbox/cohort.csv"))
+    }
+
     /// kill -9 while a study is being segmented; the next start redoes it, and it ends done
     /// exactly once: one outputs folder, one cohort row, one archived input, attempts 2.
     @Test func killNineMidStudyThenRestartCompletesExactlyOnce() throws {
