@@ -26,7 +26,7 @@ public struct ImageEncoderViT: Sendable {
     let patchW: Tensor, patchB: Tensor
     let posEmbed: Tensor  // [grid, grid, C]
     let blocks: [EncoderBlock]
-    let neck0: Tensor, neck1W: Tensor, neck1B: Tensor, neck2: Tensor, neck3W: Tensor, neck3B: Tensor
+    let neck: Neck
 
     static let layerNormEps: Float = 1e-6
 
@@ -80,12 +80,7 @@ public struct ImageEncoderViT: Sendable {
         }
         precisionChoice = choice
         let o = c.outChannels
-        neck0 = try s.take("neck.0.weight", shape: [o, e, 1, 1])
-        neck1W = try s.take("neck.1.weight", shape: [o])
-        neck1B = try s.take("neck.1.bias", shape: [o])
-        neck2 = try s.take("neck.2.weight", shape: [o, o, 3, 3])
-        neck3W = try s.take("neck.3.weight", shape: [o])
-        neck3B = try s.take("neck.3.bias", shape: [o])
+        neck = try Neck(s, in: e, out: o)
     }
 
     /// Intermediate results, for parity checks against the reference.
@@ -112,12 +107,7 @@ public struct ImageEncoderViT: Sendable {
             trace?.pointee.blocks.append(x)
         }
         // Neck on [C, h, w].
-        let chw = x.permuted([1, 0]).reshaped([c.embedDim, h, w])
-        var y = Conv.conv2d(chw, weight: neck0, bias: nil)
-        Ops.layerNorm2d(&y, weight: neck1W, bias: neck1B, eps: Self.layerNormEps)
-        y = Conv.conv2d(y, weight: neck2, bias: nil, padding: 1)
-        Ops.layerNorm2d(&y, weight: neck3W, bias: neck3B, eps: Self.layerNormEps)
-        return y
+        return neck(x.permuted([1, 0]).reshaped([c.embedDim, h, w]))
     }
 
     /// pos_embed as tokens [h*w, C]; resized bicubically when the grid is not the checkpoint's.

@@ -143,10 +143,9 @@ public struct TinyViTEncoder: ImageEncoding {
     let stages: [[TinyViTBlock]]
     /// Merges after stages 0, 1, 2.
     let merges: [PatchMerging]
-    let neck0: Tensor, neck1W: Tensor, neck1B: Tensor, neck2: Tensor, neck3W: Tensor, neck3B: Tensor
+    let neck: Neck
 
     static let layerNormEps: Float = 1e-5
-    static let neckEps: Float = 1e-6
 
     public init(config c: SAMConfig, weights store: ParameterStore, prefix: String = "image_encoder", precision: Precision = .fp32) throws {
         guard let t = c.tinyViT else { throw CheckpointError.notACheckpoint(path: c.name, reason: "not a TinyViT configuration") }
@@ -197,13 +196,7 @@ public struct TinyViTEncoder: ImageEncoding {
                                 precision: precision))
             }
         }
-        let o = c.outChannels
-        neck0 = try s.take("neck.0.weight", shape: [o, d[3], 1, 1])
-        neck1W = try s.take("neck.1.weight", shape: [o])
-        neck1B = try s.take("neck.1.bias", shape: [o])
-        neck2 = try s.take("neck.2.weight", shape: [o, o, 3, 3])
-        neck3W = try s.take("neck.3.weight", shape: [o])
-        neck3B = try s.take("neck.3.bias", shape: [o])
+        neck = try Neck(s, in: d[3], out: c.outChannels)
     }
 
     /// The bias of query p and key q of a window, both row-major in it: the head's table at
@@ -262,13 +255,7 @@ public struct TinyViTEncoder: ImageEncoding {
                 trace?.pointee.stages.append(tok)
             }
         }
-        return Profiler.measure("tinyvit neck") { () -> Tensor in
-            var y = Conv.conv2d(chw, weight: neck0, bias: nil)
-            Ops.layerNorm2d(&y, weight: neck1W, bias: neck1B, eps: Self.neckEps)
-            y = Conv.conv2d(y, weight: neck2, bias: nil, padding: 1)
-            Ops.layerNorm2d(&y, weight: neck3W, bias: neck3B, eps: Self.neckEps)
-            return y
-        }
+        return Profiler.measure("tinyvit neck") { neck(chw) }
     }
 
     func mbconv(_ b: MBConv, _ x: Tensor) -> Tensor {

@@ -36,13 +36,14 @@ import Testing
         }
     }
 
-    func writeConfig(_ root: String, extra: String = "") throws -> String {
+    /// `model`: the [model] section's encoder line (and more), the demo encoder by default.
+    func writeConfig(_ root: String, extra: String = "", model: String = "encoder = \"demo\"") throws -> String {
         let path = root + "/autosam.toml"
         try """
             [paths]
             data = "\(root)/data"
             [model]
-            encoder = "demo"
+            \(model)
             head = "\(try Fixtures.head())"
             [inbox]
             quiet_period_s = 0.3
@@ -78,10 +79,7 @@ import Testing
 
         let root = try makeTempFolder()
         defer { removeTempFolder(root) }
-        let config = try writeConfig(root)
-        var toml = try String(contentsOfFile: config, encoding: .utf8)
-        toml = toml.replacingOccurrences(of: "encoder = \"demo\"", with: "encoder = \"demo\"\nprecision = \"bf16\"")
-        try toml.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try writeConfig(root, model: "encoder = \"demo\"\nprecision = \"bf16\"")
         let src = try makeTempFolder()
         defer { removeTempFolder(src) }
         _ = try Fixtures.shortCine(13, to: src + "/p13.nii.gz", frames: 2)
@@ -106,10 +104,7 @@ import Testing
         let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
         let root = try makeTempFolder()
         defer { removeTempFolder(root) }
-        let config = try writeConfig(root)
-        var toml = try String(contentsOfFile: config, encoding: .utf8)
-        toml = toml.replacingOccurrences(of: "encoder = \"demo\"", with: "encoder = \"litemedsam\"")
-        try toml.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try writeConfig(root, model: "encoder = \"litemedsam\"")
         let daemon = try Spawned(binary: bin, config: config, log: root + "/daemon.log",
                                  environment: ["AUTOSAM_WEIGHTS_DIR": root + "/no-weights-here"])
         #expect(daemon.waitExit(60), "the daemon kept running without its encoder")
