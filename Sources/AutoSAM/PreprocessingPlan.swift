@@ -387,6 +387,10 @@ public struct Augmentation: Codable, Equatable, Sendable {
     /// The range of the displacement's wavelengths in millimetres (longer is smoother).
     public var elasticWavelengthMM = [60.0, 120.0]
     public var seed: UInt64 = 0
+    /// Per-tissue contrast for each view (`AppearanceRandomization`): off by default.
+    public var tissueContrast = false
+    /// Largest smooth shading of a view, in log amplitude (0: none; 0.35 is about 0.7-1.4).
+    public var shading = 0.0
 
     /// The elastic standard deviations a command may ask for (mm). Strong warps are scaled down
     /// so that none folds (`ElasticWarp`), so at a few millimetres and above the realised spread
@@ -397,6 +401,26 @@ public struct Augmentation: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case views, rotationDegrees, scaleRange, shiftMM, brightness, gammaRange, noise, mirror, elasticMM, elasticWavelengthMM, seed
+        case tissueContrast, shading
+    }
+
+    /// Written without the appearance fields while they are off, so plans without them keep
+    /// their bytes (and embedding-cache keys).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(views, forKey: .views)
+        try c.encode(rotationDegrees, forKey: .rotationDegrees)
+        try c.encode(scaleRange, forKey: .scaleRange)
+        try c.encode(shiftMM, forKey: .shiftMM)
+        try c.encode(brightness, forKey: .brightness)
+        try c.encode(gammaRange, forKey: .gammaRange)
+        try c.encode(noise, forKey: .noise)
+        try c.encode(mirror, forKey: .mirror)
+        try c.encode(elasticMM, forKey: .elasticMM)
+        try c.encode(elasticWavelengthMM, forKey: .elasticWavelengthMM)
+        try c.encode(seed, forKey: .seed)
+        if tissueContrast { try c.encode(true, forKey: .tissueContrast) }
+        if shading != 0 { try c.encode(shading, forKey: .shading) }
     }
 
     /// Plans saved before elastic deformation existed decode with it off.
@@ -413,10 +437,12 @@ public struct Augmentation: Codable, Equatable, Sendable {
         elasticMM = try c.decodeIfPresent(Double.self, forKey: .elasticMM) ?? 0
         elasticWavelengthMM = try c.decodeIfPresent([Double].self, forKey: .elasticWavelengthMM) ?? [60, 120]
         seed = try c.decode(UInt64.self, forKey: .seed)
-        guard Self.elasticRange.contains(elasticMM), elasticWavelengthMM.count == 2,
+        tissueContrast = try c.decodeIfPresent(Bool.self, forKey: .tissueContrast) ?? false
+        shading = try c.decodeIfPresent(Double.self, forKey: .shading) ?? 0
+        guard (0...2).contains(shading), Self.elasticRange.contains(elasticMM), elasticWavelengthMM.count == 2,
               elasticWavelengthMM[0] > 0, elasticWavelengthMM[1] >= elasticWavelengthMM[0] else {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
-                "elastic deformation must be \(Self.elasticRange) mm with wavelengths 0 < min <= max"))
+                "elastic deformation must be \(Self.elasticRange) mm with wavelengths 0 < min <= max, shading 0...2"))
         }
     }
 

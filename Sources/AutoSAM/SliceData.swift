@@ -56,7 +56,13 @@ public enum SliceData {
             let key = "\(name) slice \(k)"
             for v in 0...views {
                 let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
-                fields.append(plan.window(slice, view: view))
+                var field = plan.window(slice, view: view)
+                if let view, let a = plan.augmentation, a.tissueContrast || a.shading > 0 {
+                    let side = plan.sliceSize
+                    let onField = a.tissueContrast ? plan.labels(labelSlice, side: side, view: view) : [UInt8](repeating: 0, count: side * side)
+                    AppearanceRandomization.apply(&field, labels: onField, side: side, seed: view.noiseSeed, shading: a.shading)
+                }
+                fields.append(field)
                 pending.append((key, v, plan.labels(labelSlice, side: side, view: view).map(Int.init)))
             }
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CardiacImaging
 import Foundation
+import AutoSAM
 import Tensor
 
 @main
@@ -24,5 +25,7 @@ struct InfoCommand: ParsableCommand {
         print("kernels: element-wise \(CPUCapabilities.kernelISA), oneDNN \(CPUCapabilities.onednnISA)")
         let bf16 = Precision.resolve(.bf16)
         print("precision bf16: " + (bf16.note ?? "available (oneDNN bfloat16 products)"))
+        let weights = (try? Weights.liteMedSAMPath()).map { "present (\($0))" } ?? "not fetched (scripts/fetch_weights.sh)"
+        print("weights folder: \(Weights.folder); LiteMedSAM \(weights)")
     }
 }

@@ -27,6 +27,8 @@ struct FitCommand: ParsableCommand {
     @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
     @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
     @Option(help: "Elastic deformation of the training views: standard deviation of the smooth displacement in mm (default 0: off).") var elastic: Double?
+    @Flag(help: "Random contrast per tissue in the training views (blood pools and myocardium moved to random mean intensities).") var tissueContrast = false
+    @Option(help: "Smooth random shading of the training views, largest log amplitude (0-2; default 0: off).") var shading: Double?
     @Option(help: "Inference views per slice saved in the model's plan: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default 1; each is one encoder run per slice).") var testRotations: Int?
 
     func run() throws {
@@ -56,6 +58,11 @@ struct FitCommand: ParsableCommand {
         let enc = try FrozenEncoder(source: encoder)
         try HeadSetup.checkGrid(head, config: enc.config)  // before any encoding
         var plan = HeadSetup.plan(for: enc, head: head, views: views, elasticMM: elastic)
+        if tissueContrast { plan.augmentation?.tissueContrast = true }
+        if let shading {
+            guard (0...2).contains(shading) else { throw ValidationError("--shading must be 0...2") }
+            plan.augmentation?.shading = shading
+        }
         var initial: SegmentationHead?
         if let initModel {
             let (h, meta) = try HeadModel.load(initModel)
