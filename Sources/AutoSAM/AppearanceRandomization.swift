@@ -56,26 +56,22 @@ enum AppearanceRandomization {
         let k = (-r...r).map { Float(exp(-Double($0 * $0) / (2 * sigma * sigma))) }
         let norm = k.reduce(0, +)
         let kernel = k.map { $0 / norm }
-        var tmp = [Float](repeating: 0, count: m.count)
-        for y in 0..<side {
-            for x in 0..<side {
-                var s: Float = 0
-                for (j, w) in kernel.enumerated() {
-                    let xx = x + j - r
-                    if xx >= 0 && xx < side { s += w * m[y * side + xx] }
+        // One pass along x (stride 1 within a row), then one along y (stride `side`).
+        func pass(_ src: [Float], step: Int) -> [Float] {
+            var out = [Float](repeating: 0, count: src.count)
+            for y in 0..<side {
+                for x in 0..<side {
+                    let along = step == 1 ? x : y
+                    var s: Float = 0
+                    for (j, w) in kernel.enumerated() {
+                        let p = along + j - r
+                        if p >= 0 && p < side { s += w * src[y * side + x + (p - along) * step] }
+                    }
+                    out[y * side + x] = s
                 }
-                tmp[y * side + x] = s
             }
+            return out
         }
-        for y in 0..<side {
-            for x in 0..<side {
-                var s: Float = 0
-                for (j, w) in kernel.enumerated() {
-                    let yy = y + j - r
-                    if yy >= 0 && yy < side { s += w * tmp[yy * side + x] }
-                }
-                m[y * side + x] = s
-            }
-        }
+        m = pass(pass(m, step: 1), step: side)
     }
 }

@@ -6,13 +6,6 @@ import NN
 /// a resource. It serves until a site's own labelled volumes have produced a better head.
 /// `AUTOSAM_DEFAULT_MODEL` may point at another model folder (a packaging override).
 public enum DefaultModel {
-    /// The encoder the embedded head was trained on: LiteMedSAM's fetched checkpoint (its
-    /// SHA-256 is checked against the one the head records), or a seeded random size.
-    public static var encoderSource: String {
-        guard let dir = try? directory(), let (_, meta) = try? HeadModel.load(dir) else { return Weights.liteMedSAMName }
-        return meta.encoder.hasPrefix("random ") ? meta.encoderSize : Weights.liteMedSAMName
-    }
-
     /// Folder holding head.safetensors and model.json.
     public static func directory() throws -> String {
         if let override = ProcessInfo.processInfo.environment["AUTOSAM_DEFAULT_MODEL"], !override.isEmpty {
@@ -34,6 +27,9 @@ public enum DefaultModel {
     /// The embedded head, its metadata and the matching encoder, ready to segment.
     public static func segmenter(cache: EmbeddingCache? = nil) throws -> Segmenter {
         let (head, meta) = try HeadModel.load(try directory())
-        return try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: encoderSource), cache: cache)
+        guard let source = meta.encoderSource else {
+            throw CheckpointError.unreadable(path: try directory(), reason: "the embedded head was trained on encoder \(meta.encoder), which has no name to load it by")
+        }
+        return try Segmenter(head: head, metadata: meta, encoder: try FrozenEncoder(source: source), cache: cache)
     }
 }

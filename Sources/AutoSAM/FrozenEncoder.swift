@@ -20,18 +20,15 @@ public final class FrozenEncoder: @unchecked Sendable {
     /// fetched into `Weights.folder`), or a registered size name for seeded random weights
     /// (the demo encoder: no download needed).
     public init(source requested: String, precision: Precision = .fp32) throws {
-        var source = requested
-        if requested == Weights.liteMedSAMName {
-            source = try Weights.liteMedSAMPath()
+        let named = requested == Weights.liteMedSAMName
+        let source = named ? try Weights.liteMedSAMPath() : requested
+        if FileManager.default.fileExists(atPath: source) {
             let id = try CheckpointIdentity.of(source)
-            guard id.sha256 == Weights.liteMedSAMSHA256 else {
+            if named, id.sha256 != Weights.liteMedSAMSHA256 {
                 throw CheckpointError.unreadable(path: source, reason: "SHA-256 \(id.sha256), not the official LiteMedSAM checkpoint's \(Weights.liteMedSAMSHA256): fetch it again with scripts/fetch_weights.sh")
             }
-        }
-        if FileManager.default.fileExists(atPath: source) {
             let t = try SAMCheckpoint.tensors(source)
             config = try SAMCheckpoint.inferConfig(t)
-            let id = try CheckpointIdentity.of(source)
             identity = "\(config.name) \(id.sha256)"
             encoder = try ImageEncoders.load(config: config, weights: ParameterStore(t), precision: precision)
             self.source = source

@@ -126,3 +126,15 @@ public struct Segmenter {
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
     }
 }
+
+extension HeadMetadata {
+    /// The `FrozenEncoder` source that rebuilds the head's encoder without a path: the seeded
+    /// size of a random encoder, "litemedsam" for the fetched LiteMedSAM checkpoint (the
+    /// segmenter still checks its SHA-256 against the head's); nil for a checkpoint that only a
+    /// path names.
+    public var encoderSource: String? {
+        if encoder.hasPrefix("random ") { return encoderSize }
+        if encoderSize == Weights.liteMedSAMName { return Weights.liteMedSAMName }
+        return nil
+    }
+}

@@ -107,6 +107,8 @@ struct TinyViTAttention {
     var normW: Tensor, normB: Tensor
     var qkv: Linear  // [3 C, C], outputs per head [q (d) | k (d) | v (d)]
     var proj: Linear
+    /// A padded token's q/k/v: the qkv layer on the norm's bias (LayerNorm of zeros), [1, 3 C].
+    var padRow: Tensor
     /// Per head, the bias of every (query, key) pair of a window: [heads, ws*ws, ws*ws].
     var bias: [Float]
     var heads: Int, window: Int
@@ -180,13 +182,15 @@ public struct TinyViTEncoder: ImageEncoding {
             return try (0..<t.depths[l]).map { i in
                 let b = s.scoped("layers.\(l).blocks.\(i)")
                 let table = try b.take("attn.attention_biases", shape: [heads, ws * ws])
+                let normB = try b.take("attn.norm.bias", shape: [dim])
+                let qkv = Linear(weight: try b.take("attn.qkv.weight", shape: [3 * dim, dim]), bias: try b.take("attn.qkv.bias", shape: [3 * dim]),
+                                 precision: precision)
                 return TinyViTBlock(
                     attn: TinyViTAttention(
-                        normW: try b.take("attn.norm.weight", shape: [dim]), normB: try b.take("attn.norm.bias", shape: [dim]),
-                        qkv: Linear(weight: try b.take("attn.qkv.weight", shape: [3 * dim, dim]), bias: try b.take("attn.qkv.bias", shape: [3 * dim]),
-                                    precision: precision),
+                        normW: try b.take("attn.norm.weight", shape: [dim]), normB: normB, qkv: qkv,
                         proj: Linear(weight: try b.take("attn.proj.weight", shape: [dim, dim]), bias: try b.take("attn.proj.bias", shape: [dim]),
                                      precision: precision),
+                        padRow: qkv(normB.reshaped([1, dim])),
                         bias: Self.pairBias(table, heads: heads, window: ws), heads: heads, window: ws),
                     localConv: try FoldedConv(b.scoped("local_conv"), out: dim, inPerGroup: 1, kernel: 3),
                     mlpNormW: try b.take("mlp.norm.weight", shape: [dim]), mlpNormB: try b.take("mlp.norm.bias", shape: [dim]),
@@ -364,7 +368,7 @@ public struct TinyViTEncoder: ImageEncoding {
             return a.qkv(xn)  // [H*W, 3C]
         }
         // The padded token's q/k/v: the qkv layer on the norm's bias.
-        let padRow = a.qkv(Tensor(shape: [1, c], data: a.normB.data))
+        let padRow = a.padRow
         let nwy = (h + ws - 1) / ws, nwx = (w + ws - 1) / ws
         let scale = 1 / Float(d).squareRoot()
         var out = Tensor(zeros: [h * w, c])

@@ -111,14 +111,7 @@ struct FitCommand: ParsableCommand {
 /// head trained on seeded random weights, that size again.
 func loadSegmenter(model: String?, encoder: String?, testRotations: Int? = nil) throws -> Segmenter {
     let (head, meta) = try HeadModel.load(try model ?? DefaultModel.directory())
-    let source: String
-    if let encoder {
-        source = encoder
-    } else if meta.encoder.hasPrefix("random ") {
-        source = meta.encoderSize
-    } else if meta.encoderSize == Weights.liteMedSAMName {
-        source = Weights.liteMedSAMName  // the fetched checkpoint (its SHA-256 is checked against the head's)
-    } else {
+    guard let source = encoder ?? meta.encoderSource else {
         throw ValidationError("the model was trained on encoder \(meta.encoder): give its checkpoint with --encoder PATH")
     }
     if let testRotations, !PreprocessingPlan.testTimeRotationsRange.contains(testRotations) {

@@ -46,14 +46,35 @@ import Testing
         #expect(means.count > 3, "views should differ: \(means)")
     }
 
+    /// Where the labels have a boundary the image does not (a flat field), the change is a
+    /// ramp, not a step: no neighbouring pixels differ by more than 0.4 of the largest jump
+    /// between tissues' changes (a sharp mask puts the whole jump in one step; a 1.5-pixel
+    /// blur about a quarter of it).
+    @Test func aLabelBoundaryWithoutAnImageEdgeGetsNoStep() {
+        let (_, labels) = disc()
+        for seed in UInt64(1)...4 {
+            var f = [Float](repeating: 100, count: 64 * 64)
+            AppearanceRandomization.apply(&f, labels: labels, side: 64, seed: seed, shading: 0)
+            let blood = f[32 * 64 + 32] - 100, myo = f[32 * 64 + 44] - 100
+            let jump = max(abs(blood), abs(myo), abs(blood - myo))
+            guard jump > 10 else { continue }
+            var step: Float = 0
+            for y in 0..<64 { for x in 0..<63 { step = max(step, abs(f[y * 64 + x + 1] - f[y * 64 + x])) } }
+            #expect(step < 0.4 * jump, "a step of \(step) for a jump of \(jump)")
+        }
+    }
+
     @Test func shadingIsSmoothAndBounded() {
         let (original, labels) = disc()
         var f = original
         AppearanceRandomization.apply(&f, labels: [UInt8](repeating: 0, count: labels.count), side: 64, seed: 9, shading: 0.35)
+        var widest: Float = 0
         for i in f.indices where original[i] == 40 {
             let ratio = f[i] / 40
             #expect(ratio >= exp(-0.35) - 1e-4 && ratio <= exp(0.35) + 1e-4, "\(ratio)")
+            widest = max(widest, abs(ratio - 1))
         }
+        #expect(widest > 0.02, "no shading was applied")
     }
 
     /// Off (the default), the plan's bytes are what they were before the option existed, so
