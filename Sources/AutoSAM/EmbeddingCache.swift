@@ -23,13 +23,14 @@ public final class EmbeddingCache: @unchecked Sendable {
     public static func key(encoder: String, plan: PreprocessingPlan, pixels: [Float]) -> String {
         var h = SHA256()
         h.update(data: Data(encoder.utf8))
-        // The plan's encoder-side fields (augmentation and test-time rotations only choose
-        // which pixels arrive; the embedding statistics apply after the encoder).
+        // The plan's encoder-side fields (augmentation, test-time rotations and localisation
+        // only choose which pixels arrive; the embedding statistics apply after the encoder).
         var p = plan
         p.augmentation = nil
         p.standardizeEmbeddings = false
         p.embeddingStatistics = nil
         p.testTimeRotations = 1
+        p.localization = nil
         h.update(data: (try? JSONEncoder.sorted.encode(p)) ?? Data())
         pixels.withUnsafeBytes { h.update(bufferPointer: $0) }
         return h.finalize().map { String(format: "%02x", $0) }.joined()

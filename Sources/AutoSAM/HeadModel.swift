@@ -105,25 +105,42 @@ public struct Segmenter {
     }
 
     /// Labels for one 3D frame, on exactly the frame's grid.
-    public func segment(_ frame: Volume) throws -> LabelMap {
+    public func segment(_ frame: Volume) throws -> LabelMap { try segmentLocated(frame).labels }
+
+    /// Labels for one 3D frame, and where the plan's localisation centred the field (mm from
+    /// the slice centre; nil without localisation, or when the coarse pass found no heart and
+    /// the field stayed at the slice centre).
+    public func segmentLocated(_ frame: Volume) throws -> (labels: LabelMap, centerMM: SIMD2<Double>?) {
         let plan = metadata.plan
         let range = PreprocessingPlan.testTimeRotationsRange
         let rotations = min(max(testTimeRotations ?? plan.testTimeRotations, range.lowerBound), range.upperBound)
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
         let plane = frame.shape.nx * frame.shape.ny
+        let slices = try (0..<frame.shape.nz).map { try frame.slice($0) }
+        let logits = { (window: [Float]) -> Tensor in
+            let emb = encoder.embed(window, plan: plan, cache: cache)
+            return Autograd.withoutGrad { head.forward(Variable(emb)) }.value
+        }
+        // Localisation: the coarse pass on a few middle slices, then the heart's centre.
+        var located: SIMD2<Double>?
+        if let loc = plan.localization, let first = slices.first {
+            let picks = loc.coarseSlices(count: slices.count)
+            let coarse = Parallel.map(picks.count) { i in
+                let slice = slices[picks[i]]
+                return plan.labelsOnSlice(coarseLogits: logits(plan.coarseWindow(slice)!), width: slice.width, height: slice.height, spacing: slice.spacing)
+            }
+            located = Localization.center(of: coarse, width: first.width, height: first.height, spacing: first.spacing)
+        }
+        let center = located ?? .zero
         // Slices one per core at a time (encoder and head single-threaded inside): better
         // throughput than splitting each slice's operations between the cores (PERFORMANCE.md).
-        let slices = try (0..<frame.shape.nz).map { try frame.slice($0) }
         let perSlice = Parallel.map(slices.count) { k in
             let slice = slices[k]
-            let logits = plan.inferenceWindows(slice, rotations: rotations).map { window in
-                let emb = encoder.embed(window, plan: plan, cache: cache)
-                return Autograd.withoutGrad { head.forward(Variable(emb)) }.value
-            }
-            return plan.labelsOnSlice(viewLogits: logits, width: slice.width, height: slice.height, spacing: slice.spacing)
+            let views = plan.inferenceWindows(slice, rotations: rotations, centerMM: center).map(logits)
+            return plan.labelsOnSlice(viewLogits: views, width: slice.width, height: slice.height, spacing: slice.spacing, centerMM: center)
         }
         for k in slices.indices { labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: perSlice[k]) }
-        return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
+        return (LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels), located)
     }
 }
 

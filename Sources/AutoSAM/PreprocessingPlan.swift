@@ -40,6 +40,9 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     public var testTimeRotations = 1
     /// The counts a plan, a command or a caller may ask for.
     public static let testTimeRotationsRange = 1...64
+    /// Find the heart first, then place the field around it (nil: the field stays around the
+    /// slice centre). Needs `fieldOfViewMM`. See `Localization`.
+    public var localization: Localization?
 
     /// The paper's preprocessing: the whole slice, min-max, 256-pixel slices, no augmentation.
     public static func paper(encoderSize: Int) -> PreprocessingPlan {
@@ -66,7 +69,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case sliceSize, encoderSize, lowerPercentile, upperPercentile, pixelMean, pixelStd, fieldOfViewMM, augmentation
-        case standardizeEmbeddings, embeddingStatistics, testTimeRotations
+        case standardizeEmbeddings, embeddingStatistics, testTimeRotations, localization
     }
 
     public init(
@@ -98,6 +101,7 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         if standardizeEmbeddings { try c.encode(true, forKey: .standardizeEmbeddings) }
         try c.encodeIfPresent(embeddingStatistics, forKey: .embeddingStatistics)
         if testTimeRotations != 1 { try c.encode(testTimeRotations, forKey: .testTimeRotations) }
+        try c.encodeIfPresent(localization, forKey: .localization)
     }
 
     /// Plans saved before the field and augmentation existed read as the whole slice.
@@ -114,6 +118,10 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         standardizeEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .standardizeEmbeddings) ?? false
         embeddingStatistics = try c.decodeIfPresent(ChannelStatistics.self, forKey: .embeddingStatistics)
         testTimeRotations = try c.decodeIfPresent(Int.self, forKey: .testTimeRotations) ?? 1
+        localization = try c.decodeIfPresent(Localization.self, forKey: .localization)
+        guard localization == nil || fieldOfViewMM != nil else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "localisation needs a field of view in millimetres"))
+        }
         guard sliceSize > 0, encoderSize > 0, pixelMean.count == 3, pixelStd.count == 3,
             0 <= lowerPercentile, lowerPercentile < upperPercentile, upperPercentile <= 100,
             fieldOfViewMM.map({ $0 > 0 }) ?? true, Self.testTimeRotationsRange.contains(testTimeRotations)
@@ -190,30 +198,36 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
 
     // MARK: Test-time rotations
 
-    /// Inference view `r` of `n`: the plain field (r = 0) or its rotation by r * 360 / n degrees,
-    /// with no change of scale, position or intensity.
-    func inferenceView(_ r: Int, of n: Int) -> AugmentedView? {
-        r == 0 ? nil : AugmentedView(
-            rotation: 2 * .pi * Double(r) / Double(n), scale: 1, shiftMM: .zero, mirror: false, brightness: 0, gamma: 1,
+    /// Inference view `r` of `n` with the field centred `centerMM` from the slice centre: the
+    /// plain field (r = 0, no offset) or its rotation by r * 360 / n degrees about the field
+    /// centre, with no change of scale or intensity.
+    func inferenceView(_ r: Int, of n: Int, centerMM: SIMD2<Double> = .zero) -> AugmentedView? {
+        r == 0 && centerMM == .zero ? nil : AugmentedView(
+            rotation: 2 * .pi * Double(r) / Double(n), scale: 1, shiftMM: centerMM, mirror: false, brightness: 0, gamma: 1,
             noise: 0, noiseSeed: 0)
     }
 
-    /// The windowed fields of a slice's `rotations` inference views (the first is the plain one).
-    public func inferenceWindows(_ slice: Slice2D<Float>, rotations: Int) -> [[Float]] {
-        (0..<max(1, rotations)).map { window(slice, view: inferenceView($0, of: max(1, rotations))) }
+    /// The windowed fields of a slice's `rotations` inference views (the first is the plain one),
+    /// around `centerMM` (from `Localization`; zero: the slice centre).
+    public func inferenceWindows(_ slice: Slice2D<Float>, rotations: Int, centerMM: SIMD2<Double> = .zero) -> [[Float]] {
+        (0..<max(1, rotations)).map { window(slice, view: inferenceView($0, of: max(1, rotations), centerMM: centerMM)) }
     }
 
-    /// Labels on the slice grid from the head's logits for each of `inferenceWindows`' views:
-    /// one view is `labelsOnSlice(logits:...)`; several average their class probabilities
-    /// (softmax of each view's logits mapped back onto the slice; outside a view's field a pixel
-    /// counts as background in that view), then argmax.
-    public func labelsOnSlice(viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>) -> [UInt8] {
+    /// Labels on the slice grid from the head's logits for each of `inferenceWindows`' views
+    /// (same `centerMM`): one view is mapped back and argmaxed (bilinear per class; outside the
+    /// field, background); several average their class probabilities (softmax of each view's
+    /// logits mapped back onto the slice; outside a view's field a pixel counts as background
+    /// in that view), then argmax.
+    public func labelsOnSlice(viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>, centerMM: SIMD2<Double> = .zero) -> [UInt8] {
         precondition(!viewLogits.isEmpty)
-        if viewLogits.count == 1 { return labelsOnSlice(logits: viewLogits[0], width: width, height: height, spacing: spacing) }
+        let n = viewLogits.count
+        if n == 1 {
+            return field(width, height, spacing, view: inferenceView(0, of: 1, centerMM: centerMM)).backProject(viewLogits[0], width: width, height: height)
+        }
         let k = viewLogits[0].shape[0], plane = width * height
         var sum = [Float](repeating: 0, count: k * plane)
         for (r, logits) in viewLogits.enumerated() {
-            field(width, height, spacing, view: inferenceView(r, of: viewLogits.count))
+            field(width, height, spacing, view: inferenceView(r, of: n, centerMM: centerMM))
                 .accumulateProbabilities(logits, width: width, height: height, into: &sum)
         }
         var out = [UInt8](repeating: 0, count: plane)
@@ -223,6 +237,107 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
             out[i] = UInt8(best)
         }
         return out
+    }
+
+    // MARK: Localisation
+
+    /// The coarse view of `Localization`: the field scaled by its `fieldScale` about the slice
+    /// centre, nothing else changed.
+    func coarseView(_ loc: Localization) -> AugmentedView {
+        AugmentedView(rotation: 0, scale: loc.fieldScale, shiftMM: .zero, mirror: false, brightness: 0, gamma: 1, noise: 0, noiseSeed: 0)
+    }
+
+    /// The windowed coarse field of a slice (nil without localisation).
+    public func coarseWindow(_ slice: Slice2D<Float>) -> [Float]? {
+        localization.map { window(slice, view: coarseView($0)) }
+    }
+
+    /// Labels on the slice grid from the head's logits over `coarseWindow`.
+    public func labelsOnSlice(coarseLogits: Tensor, width: Int, height: Int, spacing: SIMD2<Double>) -> [UInt8] {
+        guard let loc = localization else { preconditionFailure("no localisation in this plan") }
+        return field(width, height, spacing, view: coarseView(loc)).backProject(coarseLogits, width: width, height: height)
+    }
+
+    /// Training view `v` (> 0) of a slice named `key` in a frame whose heart centre (from its
+    /// reference labels, `Localization.center`) lies `centerMM` from the slice centre. Without
+    /// localisation, the augmentation's view about the slice centre, as always. With it, the
+    /// fine views are placed around the heart as inference places them (plus the random shift),
+    /// and every `coarseViewEvery`-th view is a coarse one: the field scaled by `fieldScale`
+    /// (times the view's random scale) about the slice centre, shifted by up to
+    /// `coarseShiftMM`, so the head learns to find a heart anywhere in a wide field.
+    func trainingView(_ v: Int, key: String, centerMM: SIMD2<Double>) -> AugmentedView {
+        guard let a = augmentation else { preconditionFailure("no augmentation in this plan") }
+        var view = a.view(v, key: key)
+        guard let loc = localization else { return view }
+        if v % loc.coarseViewEvery == 0 {
+            let mid = (a.scaleRange[0] * a.scaleRange[1]).squareRoot()
+            view.scale *= loc.fieldScale / mid
+            view.shiftMM = a.shiftMM > 0 ? view.shiftMM * (loc.coarseShiftMM / a.shiftMM) : .zero
+        } else {
+            view.shiftMM += centerMM
+        }
+        return view
+    }
+}
+
+/// Find the heart before placing the field (ours, not the paper's; docs/ARCHITECTURE.md). A
+/// fixed field around the slice centre misses a heart that the scanner did not centre: the head
+/// first runs on a coarse field (`fieldScale` times as wide) of a few slices in the middle of
+/// the stack, the heart centre is the median position of every pixel it labels there, and the
+/// fine field of every slice is centred on it. Training shows the head both kinds of field
+/// (`PreprocessingPlan.trainingView`).
+public struct Localization: Codable, Equatable, Sendable {
+    /// Side of the coarse field, as a multiple of the plan's field of view.
+    public var fieldScale = 2.0
+    /// Slices of the coarse pass: evenly spread over the middle of the stack.
+    public var slices = 3
+    /// Every n-th training view is a coarse view.
+    public var coarseViewEvery = 4
+    /// Largest shift (each axis) of a coarse training view, in millimetres.
+    public var coarseShiftMM = 90.0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey { case fieldScale, slices, coarseViewEvery, coarseShiftMM }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        fieldScale = try c.decode(Double.self, forKey: .fieldScale)
+        slices = try c.decode(Int.self, forKey: .slices)
+        coarseViewEvery = try c.decode(Int.self, forKey: .coarseViewEvery)
+        coarseShiftMM = try c.decode(Double.self, forKey: .coarseShiftMM)
+        guard (1...4).contains(fieldScale), (1...32).contains(slices), (1...64).contains(coarseViewEvery), (0...500).contains(coarseShiftMM) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
+                "localisation needs a field scale 1...4, 1...32 slices, a coarse view every 1...64 views and a shift 0...500 mm"))
+        }
+    }
+
+    /// The slices of the coarse pass in a stack of `count`: `slices` indices spread evenly over
+    /// the middle (all of them in a stack that has no more).
+    public func coarseSlices(count: Int) -> [Int] {
+        guard count > slices else { return Array(0..<count) }
+        return (1...slices).map { (($0 * count) / (slices + 1)) }
+    }
+
+    /// The median position, in millimetres from the slice centre, of the labelled (non-zero)
+    /// pixels of some slices of one grid; nil when nothing is labelled.
+    public static func center(of slices: [[UInt8]], width: Int, height: Int, spacing: SIMD2<Double>) -> SIMD2<Double>? {
+        var xs: [Double] = [], ys: [Double] = []
+        for labels in slices {
+            precondition(labels.count == width * height)
+            for y in 0..<height {
+                for x in 0..<width where labels[y * width + x] != 0 {
+                    xs.append((Double(x) + 0.5 - Double(width) / 2) * spacing.x)
+                    ys.append((Double(y) + 0.5 - Double(height) / 2) * spacing.y)
+                }
+            }
+        }
+        guard !xs.isEmpty else { return nil }
+        func median(_ v: [Double]) -> Double {
+            let s = v.sorted(), n = s.count
+            return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+        }
+        return SIMD2(median(xs), median(ys))
     }
 }
 

@@ -51,11 +51,12 @@ public enum SliceData {
         let views = augment ? (plan.augmentation?.views ?? 0) : 0
         // Every slice and view of the frame, then their embeddings (one per core).
         var fields: [[Float]] = [], pending: [(key: String, v: Int, labels: [Int])] = []
+        let heart = views > 0 ? plan.referenceHeartCenter(labels) : .zero
         for k in 0..<image.shape.nz {
             let slice = try image.slice(k), labelSlice = labels.slice(k)
             let key = "\(name) slice \(k)"
             for v in 0...views {
-                let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
+                let view = v == 0 ? nil : plan.trainingView(v, key: key, centerMM: heart)
                 var field = plan.window(slice, view: view)
                 if let view, let a = plan.augmentation, a.tissueContrast || a.shading > 0 {
                     let side = plan.sliceSize
@@ -70,6 +71,17 @@ public enum SliceData {
         return zip(pending, embeddings).map { p, emb in
             TrainingSample(embedding: emb, labels: p.labels, source: p.v == 0 ? p.key : "\(p.key) view \(p.v)", slice: p.key)
         }
+    }
+}
+
+extension PreprocessingPlan {
+    /// Where the training views of a labelled frame are centred: with localisation, the heart
+    /// centre of its reference labels (as `Localization.center` finds it from a prediction);
+    /// without, the slice centre (zero).
+    func referenceHeartCenter(_ labels: LabelMap) -> SIMD2<Double> {
+        guard localization != nil, labels.shape.nz > 0 else { return .zero }
+        let s = labels.slice(0)
+        return Localization.center(of: (0..<labels.shape.nz).map { labels.slice($0).pixels }, width: s.width, height: s.height, spacing: s.spacing) ?? .zero
     }
 }
 

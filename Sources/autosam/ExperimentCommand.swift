@@ -34,6 +34,9 @@ struct ExperimentCommand: ParsableCommand {
     @Flag(help: "Train on the plain slices only (no augmented views).") var noAugment = false
     @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
     @Option(help: "Elastic deformation of the training views: standard deviation of the smooth displacement in mm (default 0: off).") var elastic: Double?
+    @Flag(help: "Random contrast per tissue in the training views (blood pools and myocardium moved to random mean intensities).") var tissueContrast = false
+    @Option(help: "Smooth random shading of the training views, largest log amplitude (0-2; default 0: off).") var shading = 0.0
+    @Flag(help: "Find the heart on a coarse field first and centre the field on it (every head and the UNet; trained with coarse views).") var localize = false
     @Option(help: "Fewest training samples per epoch: every slice's views are drawn again until an epoch holds this many (0: one view per slice, the paper's epoch).") var epochSamples = TrainingOptions.fewShotEpochSamples
     @Option(help: "Inference views per test slice: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged.") var testRotations = 1
 
@@ -56,6 +59,9 @@ struct ExperimentCommand: ParsableCommand {
             c.views = views
             c.elasticMM = elastic
             c.testRotations = testRotations
+            c.tissueContrast = tissueContrast
+            c.shading = shading
+            c.localize = localize
             c.epochSamples = epochSamples
             try c.validate()
         } catch let e as ExperimentError {

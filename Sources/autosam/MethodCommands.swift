@@ -29,6 +29,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Elastic deformation of the training views: standard deviation of the smooth displacement in mm (default 0: off).") var elastic: Double?
     @Flag(help: "Random contrast per tissue in the training views (blood pools and myocardium moved to random mean intensities).") var tissueContrast = false
     @Option(help: "Smooth random shading of the training views, largest log amplitude (0-2; default 0: off).") var shading: Double?
+    @Flag(help: "Find the heart on a coarse field first and centre the field on it (trained with coarse views; the coarse pass costs a few encoder runs per volume).") var localize = false
     @Option(help: "Inference views per slice saved in the model's plan: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default 1; each is one encoder run per slice).") var testRotations: Int?
 
     func run() throws {
@@ -59,6 +60,7 @@ struct FitCommand: ParsableCommand {
         try HeadSetup.checkGrid(head, config: enc.config)  // before any encoding
         var plan = HeadSetup.plan(for: enc, head: head, views: views, elasticMM: elastic)
         if tissueContrast { plan.augmentation?.tissueContrast = true }
+        if localize { plan.localization = Localization() }
         if let shading {
             guard (0...2).contains(shading) else { throw ValidationError("--shading must be 0...2") }
             plan.augmentation?.shading = shading

@@ -84,6 +84,13 @@ public struct ExperimentConfig: Codable, Sendable {
     public var views: Int?
     /// Elastic deformation of the training views, mm (nil: the plan's default, off).
     public var elasticMM: Double?
+    /// Appearance randomisation of the training views (`Augmentation.tissueContrast`,
+    /// `Augmentation.shading`; off by default).
+    public var tissueContrast = false
+    public var shading = 0.0
+    /// Find the heart before placing the field (`PreprocessingPlan.localization`), for every
+    /// head and the UNet.
+    public var localize = false
     /// Inference views per test slice (`PreprocessingPlan.testTimeRotations`), for every head
     /// and the UNet.
     public var testRotations = 1
@@ -148,6 +155,7 @@ public struct ExperimentConfig: Codable, Sendable {
         guard validationPatients >= 0 else { throw ExperimentError.badOption("--validation must be 0 or more") }
         guard epochs >= 1 else { throw ExperimentError.badOption("--epochs must be at least 1") }
         if let views, !Augmentation.viewsRange.contains(views) { throw ExperimentError.badOption("--views must be \(Augmentation.viewsRange)") }
+        if !(0...2).contains(shading) { throw ExperimentError.badOption("--shading must be 0...2") }
         if let elasticMM, !Augmentation.elasticRange.contains(elasticMM) { throw ExperimentError.badOption("--elastic must be \(Augmentation.elasticRange) mm") }
         let rotations = PreprocessingPlan.testTimeRotationsRange, samples = TrainingOptions.minimumEpochSamplesRange
         guard rotations.contains(testRotations) else { throw ExperimentError.badOption("--test-rotations must be \(rotations)") }

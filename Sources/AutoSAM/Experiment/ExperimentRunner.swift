@@ -71,6 +71,16 @@ public final class ExperimentRunner {
         .robust(encoderSize: encoder.config.imageSize, views: views, elasticMM: elasticMM)
     }
 
+    /// The experiment's options that every method's plan shares.
+    func configured(_ plan: PreprocessingPlan) -> PreprocessingPlan {
+        var p = plan
+        p.testTimeRotations = config.testRotations
+        p.augmentation?.tissueContrast = config.tissueContrast
+        p.augmentation?.shading = config.shading
+        if config.localize { p.localization = Localization() }
+        return p
+    }
+
     struct TestVolume {
         var patient: String
         var frame: Int
@@ -94,8 +104,7 @@ public final class ExperimentRunner {
 
         let encoder = try FrozenEncoder(source: config.encoder)
         for kind in config.heads { try HeadSetup.checkGrid(kind, config: encoder.config) }  // before any work
-        var plan = Self.plan(for: encoder, views: config.views, elasticMM: config.elasticMM)
-        plan.testTimeRotations = config.testRotations
+        let plan = configured(Self.plan(for: encoder, views: config.views, elasticMM: config.elasticMM))
         let cache = try EmbeddingCache(folder: cacheFolder)
         let needsDecoder = config.heads.contains(.autosam) || config.boxPrompt
         let samTensors = needsDecoder ? try encoder.samTensors() : [:]
@@ -184,8 +193,7 @@ public final class ExperimentRunner {
                         }
                         (train, val) = embedded!
                         // The shared samples are raw; each head standardises its own copy.
-                        headPlan = HeadSetup.plan(for: encoder, head: kind, views: config.views, elasticMM: config.elasticMM)
-                        headPlan.testTimeRotations = config.testRotations
+                        headPlan = configured(HeadSetup.plan(for: encoder, head: kind, views: config.views, elasticMM: config.elasticMM))
                         SliceData.standardizeForTraining(train: &train, validation: &val, plan: &headPlan)
                         model = try HeadSetup.freshHead(kind, encoder: encoder, sam: samTensors, seed: seed)
                     case .unet:

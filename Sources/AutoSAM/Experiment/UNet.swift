@@ -85,12 +85,13 @@ public final class UNet: SegmentationHead {
             for frame in Set([patient.info.ed, patient.info.es]).sorted() {
                 let (image, labels) = try patient.labelledFrame(frame)
                 try labels.validate(maxClass: maxClass)
+                let heart = views > 0 ? plan.referenceHeartCenter(labels) : .zero
                 for k in 0..<image.shape.nz {
                     let slice = try image.slice(k), labelSlice = labels.slice(k)
                     // The key SliceData uses, so that the views match the heads' views.
                     let key = "\(patient.id) frame \(frame) slice \(k)"
                     for v in 0...views {
-                        let view = v == 0 ? nil : plan.augmentation!.view(v, key: key)
+                        let view = v == 0 ? nil : plan.trainingView(v, key: key, centerMM: heart)
                         out.append(TrainingSample(
                             embedding: input(slice, plan: plan, side: side, view: view),
                             labels: plan.labels(labelSlice, side: side, view: view).map(Int.init),
@@ -103,19 +104,27 @@ public final class UNet: SegmentationHead {
     }
 
     /// Labels of a 3D frame on exactly its grid: logits over the plan's field (and its
-    /// test-time rotations), mapped back onto each slice and argmaxed by the plan (as
-    /// `Segmenter` does for the heads).
+    /// test-time rotations, around the heart when the plan localises it), mapped back onto each
+    /// slice and argmaxed by the plan (as `Segmenter` does for the heads).
     public func segment(_ frame: Volume, plan: PreprocessingPlan, side: Int) throws -> LabelMap {
         var labels = [UInt8](repeating: 0, count: frame.shape.voxelsPerFrame)
         let plane = frame.shape.nx * frame.shape.ny
-        for k in 0..<frame.shape.nz {
-            let slice = try frame.slice(k)
-            let n = plan.testTimeRotations
-            let logits = (0..<n).map { r in
-                Autograd.withoutGrad { forward(Variable(Self.input(slice, plan: plan, side: side, view: plan.inferenceView(r, of: n)))) }.value
+        let slices = try (0..<frame.shape.nz).map { try frame.slice($0) }
+        func logits(_ slice: Slice2D<Float>, _ view: AugmentedView?) -> Tensor {
+            Autograd.withoutGrad { forward(Variable(Self.input(slice, plan: plan, side: side, view: view))) }.value
+        }
+        var center = SIMD2<Double>.zero
+        if let loc = plan.localization, let first = slices.first {
+            let coarse = loc.coarseSlices(count: slices.count).map { k in
+                plan.labelsOnSlice(coarseLogits: logits(slices[k], plan.coarseView(loc)), width: first.width, height: first.height, spacing: first.spacing)
             }
+            center = Localization.center(of: coarse, width: first.width, height: first.height, spacing: first.spacing) ?? .zero
+        }
+        for (k, slice) in slices.enumerated() {
+            let n = plan.testTimeRotations
+            let views = (0..<n).map { logits(slice, plan.inferenceView($0, of: n, centerMM: center)) }
             labels.replaceSubrange((k * plane)..<((k + 1) * plane),
-                                   with: plan.labelsOnSlice(viewLogits: logits, width: slice.width, height: slice.height, spacing: slice.spacing))
+                                   with: plan.labelsOnSlice(viewLogits: views, width: slice.width, height: slice.height, spacing: slice.spacing, centerMM: center))
         }
         return LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels)
     }
