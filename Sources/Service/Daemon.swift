@@ -392,7 +392,7 @@ public final class ServiceDaemon: @unchecked Sendable {
                           edESFrom: input.frameCount <= 1 ? "single frame" : (input.edES != nil ? "Info.cfg" : "LV volume curve (ED largest, ES smallest)"),
                           numbering: "1-based"),
             timings: p.timings, inputFiles: input.files.count, processedAt: ISO8601DateFormatter().string(from: Date()),
-            outputs: outputs.sorted(), qcError: p.qcError)
+            outputs: outputs.sorted(), qcError: p.qcError, fieldCentersMM: p.fieldCentersMM.isEmpty ? nil : p.fieldCentersMM)
     }
 }
 

@@ -19,14 +19,14 @@ public struct StopRequested: Error, CustomStringConvertible {
 public struct ServingModel {
     public var segmenter: Segmenter
     public var version: String
-    /// Labels one frame: the segmenter's encoder and head, unless replaced
-    /// (`ModelProvider.frameLabeller`).
-    var labelFrame: (Volume) throws -> LabelMap
+    /// Labels one frame, and where localisation centred its field: the segmenter's encoder and
+    /// head, unless replaced (`ModelProvider.frameLabeller`).
+    var labelFrame: (Volume) throws -> (labels: LabelMap, centerMM: SIMD2<Double>?)
 
     public init(segmenter: Segmenter, version: String) {
         self.segmenter = segmenter
         self.version = version
-        labelFrame = segmenter.segment
+        labelFrame = segmenter.segmentLocated
     }
 }
 
@@ -42,6 +42,8 @@ struct StudyProducts {
     var esFrame: Int?
     var segmentedFrames: [Int]
     var timings: [String: Double]
+    /// Where localisation centred each segmented frame's field (1-based frame -> [x, y] mm).
+    var fieldCentersMM: [String: [Double]] = [:]
 }
 
 /// Runs one study: read, segment the frames, stats, QC picture, provenance; then writes the
@@ -68,15 +70,18 @@ enum StudyPipeline {
         } else {
             toSegment = Array(0..<nt)
         }
-        var maps: [Int: LabelMap] = [:]
+        var maps: [Int: LabelMap] = [:], centers: [String: [Double]] = [:]
         for t in toSegment {
             if shouldStop() { throw StopRequested() }
-            maps[t] = try model.labelFrame(try input.frame(t))
+            let (map, center) = try model.labelFrame(try input.frame(t))
+            maps[t] = map
+            if let center { centers[String(t + 1)] = [center.x, center.y] }
             heartbeat()
         }
         timings["segment_s"] = Date().timeIntervalSince(t0)
         let t1 = Date()
         var p = StudyProducts(stats: Data(), segmentedFrames: toSegment.map { $0 + 1 }, timings: [:])
+        p.fieldCentersMM = centers
         if !cine {
             let map = maps[0]!
             p.labels.append(("labels.nii.gz", map.volume))
@@ -202,6 +207,10 @@ public struct Provenance: Codable, Sendable {
     public var processedAt: String
     public var outputs: [String]
     public var qcError: String?
+    /// Where the plan's localisation centred the field of each segmented frame: 1-based frame
+    /// -> [x, y] in mm from the slice centre along the image's i and j axes. Absent when the
+    /// head does not localise (or found no heart and kept the slice centre).
+    public var fieldCentersMM: [String: [Double]]?
 
     public struct EncoderInfo: Codable, Sendable {
         public var name: String

@@ -1,4 +1,5 @@
 import CardiacImaging
+import NN
 import Foundation
 import Tensor
 import Testing
@@ -133,5 +134,48 @@ import Testing
         plan.localization = Localization()
         plan.localization!.fieldScale = 9
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(PreprocessingPlan.self, from: JSONEncoder().encode(plan)) }
+    }
+}
+
+/// A head that says "LV" everywhere, whatever it is shown.
+final class EverywhereLV: SegmentationHead {
+    let kind = HeadKind.linear
+    let classes = 4
+    var parameters: [(String, Variable)] { [] }
+    func forward(_ embedding: Variable) -> Variable {
+        var t = Tensor(zeros: [4, 8, 8])
+        for i in 0..<64 { t.data[3 * 64 + i] = 5 }
+        return Variable(t)
+    }
+}
+
+extension LocalizationTests {
+    /// The segmenter runs the coarse pass only when the plan localises, reports the centre it
+    /// used, and places the fine field there: a head that labels everything finds the middle
+    /// of the coarse field's overlap with the slice, and the fine 60 mm field lands around it.
+    @Test func segmenterLocalisesWhenThePlanSays() throws {
+        let enc = try FrozenEncoder(source: "tiny")
+        var plan = PreprocessingPlan.robust(encoderSize: 224)
+        plan.fieldOfViewMM = 60
+        let meta = HeadMetadata(
+            kind: .linear, classes: ["background", "RV", "Myo", "LV"], inChannels: enc.config.outChannels, encoder: enc.identity,
+            encoderSize: "tiny", plan: plan, trainingPatients: [], validationPatients: [], validationDice: 0,
+            epochs: 0, options: TrainingOptions(), created: "now", software: "test")
+        let g = VolumeGeometry(spacing: SIMD3(1.5, 1.5, 8), origin: SIMD3(0, 0, 0), direction: [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)])
+        // 101 x 81 pixels (151.5 x 121.5 mm): the coarse field (120 mm) is cut by the slice's
+        // left and right edges only, symmetrically.
+        let shape = GridShape(101, 81, 5)
+        let image = Volume(shape: shape, geometry: g, floats: (0..<shape.count).map { Float($0 % 89) })
+        let plain = try Segmenter(head: EverywhereLV(), metadata: meta, encoder: enc).segmentLocated(image)
+        #expect(plain.centerMM == nil)
+        var localizing = meta
+        localizing.plan.localization = Localization()
+        let located = try Segmenter(head: EverywhereLV(), metadata: localizing, encoder: enc).segmentLocated(image)
+        let c = try #require(located.centerMM)
+        #expect(abs(c.x) < 0.01 && abs(c.y) < 0.01, "\(c)")
+        // Both put LV in the same 60 mm square (40 x 40 pixels) around the slice centre.
+        #expect(located.labels.labels == plain.labels.labels)
+        let perSlice = located.labels.labels.prefix(101 * 81).filter { $0 == 3 }.count
+        #expect(abs(perSlice - 40 * 40) <= 90, "\(perSlice)")
     }
 }
