@@ -122,15 +122,7 @@ public struct Segmenter {
             return Autograd.withoutGrad { head.forward(Variable(emb)) }.value
         }
         // Localisation: the coarse pass on a few middle slices, then the heart's centre.
-        var located: SIMD2<Double>?
-        if let loc = plan.localization, let first = slices.first {
-            let picks = loc.coarseSlices(count: slices.count)
-            let coarse = Parallel.map(picks.count) { i in
-                let slice = slices[picks[i]]
-                return plan.labelsOnSlice(coarseLogits: logits(plan.coarseWindow(slice)!), width: slice.width, height: slice.height, spacing: slice.spacing)
-            }
-            located = Localization.center(of: coarse, width: first.width, height: first.height, spacing: first.spacing)
-        }
+        let located = plan.locateHeart(slices) { logits(plan.window($0, view: $1)) }
         let center = located ?? .zero
         // Slices one per core at a time (encoder and head single-threaded inside): better
         // throughput than splitting each slice's operations between the cores (PERFORMANCE.md).

@@ -258,6 +258,20 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
         return field(width, height, spacing, view: coarseView(loc)).backProject(coarseLogits, width: width, height: height)
     }
 
+    /// The heart centre of a frame (mm from the slice centre) by the coarse pass: a head's
+    /// logits for each of `Localization.coarseSlices` seen through the coarse view
+    /// (`coarseLogits`; one slice per core at a time), mapped back onto the slice, and the
+    /// centre of what they label. nil without localisation, or when nothing is labelled.
+    func locateHeart(_ slices: [Slice2D<Float>], coarseLogits: (Slice2D<Float>, AugmentedView) -> Tensor) -> SIMD2<Double>? {
+        guard let loc = localization, let first = slices.first else { return nil }
+        let picks = loc.coarseSlices(count: slices.count), view = coarseView(loc)
+        let coarse = Parallel.map(picks.count) { i in
+            let s = slices[picks[i]]
+            return field(s.width, s.height, s.spacing, view: view).backProject(coarseLogits(s, view), width: s.width, height: s.height)
+        }
+        return Localization.center(of: coarse, width: first.width, height: first.height, spacing: first.spacing)
+    }
+
     /// Training view `v` (> 0) of a slice named `key` in a frame whose heart centre (from its
     /// reference labels, `Localization.center`) lies `centerMM` from the slice centre. Without
     /// localisation, the augmentation's view about the slice centre, as always. With it, the

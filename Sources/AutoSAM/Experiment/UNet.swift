@@ -113,13 +113,7 @@ public final class UNet: SegmentationHead {
         func logits(_ slice: Slice2D<Float>, _ view: AugmentedView?) -> Tensor {
             Autograd.withoutGrad { forward(Variable(Self.input(slice, plan: plan, side: side, view: view))) }.value
         }
-        var center = SIMD2<Double>.zero
-        if let loc = plan.localization, let first = slices.first {
-            let coarse = loc.coarseSlices(count: slices.count).map { k in
-                plan.labelsOnSlice(coarseLogits: logits(slices[k], plan.coarseView(loc)), width: first.width, height: first.height, spacing: first.spacing)
-            }
-            center = Localization.center(of: coarse, width: first.width, height: first.height, spacing: first.spacing) ?? .zero
-        }
+        let center = plan.locateHeart(slices, coarseLogits: logits) ?? .zero
         for (k, slice) in slices.enumerated() {
             let n = plan.testTimeRotations
             let views = (0..<n).map { logits(slice, plan.inferenceView($0, of: n, centerMM: center)) }
