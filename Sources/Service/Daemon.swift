@@ -59,6 +59,8 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// (no usable model, journal unusable); bad studies never stop the loop.
     public func run() throws {
         let start = Date()
+        let lock = try DataFolderLock(journal: config.journalPath)
+        defer { lock.release() }
         log.info("autosam \(BuildInfo.version) starting: data \(config.data), encoder \(config.encoder)")
         try models.load(log: log)
         try recover()
@@ -197,9 +199,10 @@ public final class ServiceDaemon: @unchecked Sendable {
         if rename(from, to) == 0 { return }
         let err = errno
         guard err == EXDEV else { throw StudyError("cannot move \(from) to \(to): \(String(cString: strerror(err)))") }
-        if FileManager.default.fileExists(atPath: to) { try FileManager.default.removeItem(atPath: to) }
-        try FileManager.default.copyItem(atPath: from, toPath: to)
-        try FileManager.default.removeItem(atPath: from)
+        // Another file system: copy as it is (links stay links, never followed), then remove.
+        try FileTree.remove(to)
+        try FileTree.copy(from, to)
+        try FileTree.remove(from)
     }
 
     // MARK: studies
@@ -240,7 +243,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         try journal.markProcessing(rec.id, kind: kind)
         state.status = "processing study #\(rec.id) (\(kind))"
         notifier.status(state.status)
-        log.info("study #\(rec.id) (\(kind)): attempt \(rec.attempts + 1)")
+        log.info("study #\(rec.id) (\(kind)): attempt \(rec.attemptNumber)")
         let start = Date()
         let staging = config.outboxPath + "/.staging-\(rec.id)"
         do {
@@ -328,7 +331,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         let workDir = (rec.workPath as NSString).deletingLastPathComponent
         if fm.fileExists(atPath: rec.workPath) {
             if config.deleteInputs {
-                try fm.removeItem(atPath: rec.workPath)
+                try FileTree.remove(rec.workPath)
             } else {
                 var dest = config.archivePath + "/" + rec.name
                 if fm.fileExists(atPath: dest) { dest = config.archivePath + "/\(rec.id)-" + rec.name }
@@ -339,8 +342,12 @@ public final class ServiceDaemon: @unchecked Sendable {
     }
 
     /// Moves the input to `failed/<study>/` with `reason.txt`, and records the failure.
-    func fail(_ rec: StudyRecord, reason: String) throws {
+    func fail(_ rec: StudyRecord, reason rawReason: String) throws {
         let fm = FileManager.default
+        // Paths inside work/ are gone once the input moves: name the study's own files instead.
+        let reason = rawReason.replacingOccurrences(of: rec.workPath + "/", with: "")
+            .replacingOccurrences(of: rec.workPath, with: "'\(rec.name)'")
+        let names = Self.namesInside(rec.workPath)
         var dest = config.failedPath + "/" + rec.outputName
         if fm.fileExists(atPath: dest) { dest = config.failedPath + "/\(rec.outputName)-\(rec.id)" }
         var text = """
@@ -362,14 +369,27 @@ public final class ServiceDaemon: @unchecked Sendable {
         }
         try? AtomicFile.write(text, to: dest + "/reason.txt")
         try journal.markFailed(rec.id, reason: reason)
-        log.warning("study #\(rec.id) failed: \(redact(reason, rec))")
+        log.warning("study #\(rec.id) failed: \(redact(reason, rec, names: names))")
     }
 
-    /// Log text with the study's name (possibly an identifier) replaced by its number.
-    func redact(_ text: String, _ rec: StudyRecord) -> String {
-        var t = text
+    /// Log text with the study's name (possibly an identifier) replaced by its number, and the
+    /// names of the files inside it (identifiers too, as often as not) by `<file>`.
+    func redact(_ text: String, _ rec: StudyRecord, names: [String]? = nil) -> String {
+        var t = text.replacingOccurrences(of: rec.workPath, with: "<study #\(rec.id)>")
+        for s in names ?? Self.namesInside(rec.workPath) { t = t.replacingOccurrences(of: s, with: "<file>") }
         for s in [rec.name, rec.outputName] where s.count >= 3 { t = t.replacingOccurrences(of: s, with: "<study #\(rec.id)>") }
         return t
+    }
+
+    /// Names that a log line must not show: every relative path and file name inside a study
+    /// folder (longest first), except the names the formats fix (Info.cfg).
+    static func namesInside(_ path: String) -> [String] {
+        var names = Set<String>()
+        for e in FileTree.walk(path) {
+            names.insert(e.path)
+            names.insert((e.path as NSString).lastPathComponent)
+        }
+        return names.filter { $0.count >= 3 && $0 != "Info.cfg" }.sorted { $0.count > $1.count }
     }
 
     func provenance(_ rec: StudyRecord, input: StudyInput, products p: StudyProducts, model: ServingModel) -> Provenance {
@@ -380,7 +400,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         var outputs = p.labels.map(\.name) + p.segs.map(\.name) + ["stats.json", "provenance.json"]
         if p.qc != nil { outputs.append("qc.png") }
         return Provenance(
-            journalId: rec.id, study: rec.outputName, kind: input.kind.rawValue, attempt: rec.attempts + 1,
+            journalId: rec.id, study: rec.outputName, kind: input.kind.rawValue, attempt: rec.attemptNumber,
             software: "autosam \(BuildInfo.version)",
             encoder: .init(name: model.segmenter.encoder.config.name, identity: identity, sha256: sha,
                            precision: model.segmenter.encoder.precision.effective.rawValue,
@@ -410,12 +430,43 @@ struct Fingerprint {
             parts.append("\(rel)|\(s.st_size)|\(s.st_mtim.tv_sec).\(s.st_mtim.tv_nsec)")
         }
         add("", st)
-        if isDir, let e = FileManager.default.enumerator(atPath: path) {
-            while let rel = e.nextObject() as? String {
+        if isDir {
+            for e in FileTree.walk(path) {
                 var s = stat()
-                if lstat(path + "/" + rel, &s) == 0 { add(rel, s) }
+                if lstat(path + "/" + e.path, &s) == 0 { add(e.path, s) }
             }
         }
         return Fingerprint(digest: parts.sorted().joined(separator: "\n"), isDirectory: isDir)
     }
+}
+
+/// One daemon per data folder: an exclusive `flock` on a file beside the SQLite journal, held
+/// while the daemon runs and released by the kernel whatever way the process ends.
+final class DataFolderLock {
+    private var fd: Int32
+
+    init(journal: String) throws {
+        let path = journal + ".lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ConfigError("cannot open the lock file \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let err = errno
+            close(fd)
+            fd = -1
+            guard err == EWOULDBLOCK else { throw ConfigError("cannot lock \(path): \(String(cString: strerror(err)))") }
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            throw ConfigError("another autosam daemon already serves this data folder\(holder.isEmpty ? "" : " (\(holder))"): its journal \(journal) is locked. One daemon per data folder; stop the other one first.")
+        }
+        let text = "pid \(getpid())\n"
+        _ = ftruncate(fd, 0)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    func release() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
 }

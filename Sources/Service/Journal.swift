@@ -24,6 +24,10 @@ public struct StudyRecord: Sendable, Codable, Equatable {
     public var modelVersion: String?
     public var reason: String?
     public var seconds: Double?
+
+    /// The number of the attempt that starts next: every start so far, whether it was cut off by
+    /// a stop or a crash (`attempts`) or ended in a write failure retried later (`writeFailures`).
+    public var attemptNumber: Int { attempts + writeFailures + 1 }
 }
 
 /// One refit attempt.

@@ -16,8 +16,8 @@ public struct LabelledVolume {
 /// Every volume is validated: same grid as its image, label values within 0...3, some foreground.
 public enum LabelIntake {
     public static func read(_ path: String, rules: SeriesRules, marker: String) throws -> [LabelledVolume] {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+        try FileTree.refuseUnsafe(path, what: "labelled item")
+        guard EntryType.of(path) == .folder else {
             throw StudyError("a labelled item is a folder (image + label map, an ACDC patient folder, or DICOM + SEG); '\((path as NSString).lastPathComponent)' is a single file")
         }
         let name = (path as NSString).lastPathComponent

@@ -40,7 +40,6 @@ extension ServiceDaemon {
     /// Validates one labelled item and adds its volumes to the training store (ED/ES pairs form
     /// one case); the item goes to `archive/labels/` (or `failed/labels/` with reason.txt).
     func takeLabelled(_ name: String) throws {
-        let fm = FileManager.default
         let path = config.labelsPath + "/" + name
         do {
             let volumes = try LabelIntake.read(path, rules: config.seriesRules, marker: config.marker)
@@ -56,14 +55,17 @@ extension ServiceDaemon {
             log.info("labelled item #\(id): \(volumes.count) volume(s) added to the training store")
         } catch {
             let reason = "\(error)"
+            let names = Self.namesInside(path)
             let id = try journal.recordLabel(name: name, accepted: false, volumes: 0, reason: reason)
             let dest = try? moveAside(path, into: config.failedPath + "/labels", name: name)
             if let dest {
                 try? AtomicFile.write("Labelled item: \(name)\nRefused: \(ISO8601DateFormatter().string(from: Date()))\nReason: \(reason)\n\nFix it and drop it into the labels folder again.\n", to: dest + "/reason.txt")
             } else {
-                try? fm.removeItem(atPath: path)
+                try? FileTree.remove(path)
             }
-            log.warning("labelled item #\(id) refused: \(reason.replacingOccurrences(of: name, with: "<item #\(id)>"))")
+            var logged = reason
+            for s in names { logged = logged.replacingOccurrences(of: s, with: "<file>") }
+            log.warning("labelled item #\(id) refused: \(logged.replacingOccurrences(of: name, with: "<item #\(id)>"))")
         }
     }
 

@@ -50,10 +50,9 @@ public struct StudyInput {
 
     /// Decides the kind of the item at `path` without reading voxels.
     public static func classify(_ path: String) throws -> StudyKind {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw StudyError("the input is gone: \(path)") }
+        try FileTree.refuseUnsafe(path)
         let name = (path as NSString).lastPathComponent
-        if !isDir.boolValue {
+        if EntryType.of(path) != .folder {
             guard isNIfTIName(name) else {
                 throw StudyError("'\(name)' is a single file but not NIfTI (.nii or .nii.gz); a study is a NIfTI file or a folder (DICOM, ACDC patient, or NIfTI + Info.cfg)")
             }
@@ -67,15 +66,11 @@ public struct StudyInput {
         return .dicom
     }
 
-    /// Every regular file below `path` (relative, sorted), hidden names and the marker skipped by the caller.
+    /// Every plain file below `path` (relative, sorted; links are not followed), hidden names and
+    /// the marker skipped by the caller.
     static func listFiles(_ path: String) throws -> [String] {
-        guard let e = FileManager.default.enumerator(atPath: path) else { throw StudyError("cannot list \(path)") }
-        var out: [String] = []
-        while let rel = e.nextObject() as? String {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path + "/" + rel, isDirectory: &isDir), !isDir.boolValue { out.append(rel) }
-        }
-        return out.sorted()
+        guard EntryType.of(path) == .folder else { throw StudyError("cannot list '\((path as NSString).lastPathComponent)': not a folder") }
+        return FileTree.walk(path).filter { $0.type == .file }.map(\.path)
     }
 
     /// Reads a study. Bad input throws an error naming the problem.

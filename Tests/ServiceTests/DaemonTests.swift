@@ -204,6 +204,9 @@ import Testing
         #expect(h.stop())
         let done = try #require(try h.journal().studies().first)
         #expect(done.state == .done && done.attempts == 1)
+        // Each retry is numbered as the attempt it is, not "attempt 1" again.
+        let starts = h.logLines.all.filter { $0.contains("study #\(done.id) (") && $0.contains("attempt") }
+        #expect(starts.count == done.writeFailures + 1 && starts.last?.hasSuffix("attempt \(done.writeFailures + 1)") == true, "\(starts)")
         #expect(FileManager.default.fileExists(atPath: outbox + "/p7/labels_ed.nii.gz"))
         #expect(FileManager.default.fileExists(atPath: h.config.archivePath + "/p7"))
     }
