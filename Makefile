@@ -6,7 +6,7 @@ BUILD_FLAGS = -c release -Xswiftc -enable-testing
 BIN = .build/release/autosam
 DEMO ?= .demo
 
-.PHONY: bootstrap build demo test clean samples install
+.PHONY: bootstrap build demo test clean samples install asan tsan fuzz-build fuzz
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -56,6 +56,32 @@ test: bootstrap
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/autosam-tests.XXXXXX") || exit 1; \
 	TMPDIR="$$tmp" $(SWIFT) test $(BUILD_FLAGS) --skip-build; rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# Sanitizers (docs/RELIABILITY.md): the suite built with AddressSanitizer, and the parts that
+# run threads (the daemon, the thread pool, the journal) with ThreadSanitizer, each in a build
+# folder of its own. Not in `make test` (several times slower); run before a release.
+SANITIZER_FILTER_TSAN ?= ServiceTests|Parallel|Journal|Concurren
+asan: bootstrap
+	$(SWIFT) build $(BUILD_FLAGS) --build-tests --sanitize=address --build-path .build-asan
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/autosam-tests.XXXXXX") || exit 1; \
+	TMPDIR="$$tmp" ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 $(SWIFT) test $(BUILD_FLAGS) --sanitize=address --build-path .build-asan --skip-build $(if $(FILTER),--filter '$(FILTER)'); rc=$$?; rm -rf "$$tmp"; exit $$rc
+tsan: bootstrap
+	$(SWIFT) build $(BUILD_FLAGS) --build-tests --sanitize=thread --build-path .build-tsan
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/autosam-tests.XXXXXX") || exit 1; \
+	TMPDIR="$$tmp" TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(BUILD_FLAGS) --sanitize=thread --build-path .build-tsan --skip-build --filter '$(or $(FILTER),$(SANITIZER_FILTER_TSAN))'; rc=$$?; rm -rf "$$tmp"; exit $$rc
+
+# Fuzzing (docs/RELIABILITY.md): `autosam-fuzz` built with libFuzzer and AddressSanitizer
+# (the C and C++ shims instrumented too), then each harness fuzzed for FUZZ_SECONDS from the
+# committed seeds; new findings land in .fuzz/<harness>/ (crash-*, timeout-*, oom-*).
+FUZZ_SECONDS ?= 10
+FUZZ_HARNESSES ?= checkpoint pickle safetensors nifti dicom-file dicom-study config info-cfg embedding-cache head-model
+FUZZ_BIN = .build-fuzz/release/autosam-fuzz
+fuzz-build: bootstrap
+	$(SWIFT) build $(BUILD_FLAGS) --build-path .build-fuzz --product autosam-fuzz \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DAUTOSAM_LIBFUZZER \
+	  -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address
+fuzz: fuzz-build
+	@scripts/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
 # Regenerates the committed sample studies.
 samples: build

@@ -119,6 +119,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzzing harnesses for every parser of untrusted input (docs/RELIABILITY.md): the tests
+        // replay the committed corpora through them; `autosam-fuzz` runs one under libFuzzer when
+        // built with -sanitize=fuzzer (make fuzz-build), and replays files otherwise.
+        .target(
+            name: "Fuzzing",
+            dependencies: ["CardiacImaging", "NN", "Tensor", "AutoSAM", "Service", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
+        .executableTarget(name: "autosam-fuzz", dependencies: ["Fuzzing"], swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "NN", "AutoSAM", "Service"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"]),

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NN
 import Synchronization
 import Tensor
 
@@ -82,8 +83,8 @@ public final class EmbeddingCache: @unchecked Sendable {
             let rank = Int(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
             guard rank > 0, rank <= 4, payload.count >= 4 + 4 * rank else { return nil }
             let shape = (0..<rank).map { Int(raw.loadUnaligned(fromByteOffset: 4 + 4 * $0, as: UInt32.self)) }
-            let count = shape.reduce(1, *), base = 4 + 4 * rank
-            guard payload.count == base + 2 * count else { return nil }
+            let base = 4 + 4 * rank
+            guard let count = CheckedSize.product(shape), count <= (payload.count - base) / 2, payload.count == base + 2 * count else { return nil }
             let values = (0..<count).map { Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: base + 2 * $0, as: UInt16.self))) }
             return Tensor(shape: shape, data: values)
         }

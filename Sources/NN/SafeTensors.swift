@@ -13,10 +13,12 @@ public enum SafeTensors {
 
     public static func decode(_ data: Data, path: String = "<memory>") throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw CheckpointError.notACheckpoint(path: path, reason: "shorter than its header length") }
-        let n = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard n > 1, n <= data.count - 8 else {
-            throw CheckpointError.notACheckpoint(path: path, reason: "header length \(n) does not fit the file")
+        let data = Data(data)  // indices from 0 whatever slice was passed
+        let length = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length > 1, length <= UInt64(data.count - 8) else {
+            throw CheckpointError.notACheckpoint(path: path, reason: "header length \(length) does not fit the file")
         }
+        let n = Int(length)
         let headerData = data.subdata(in: 8..<(8 + n))
         guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
             throw CheckpointError.notACheckpoint(path: path, reason: "header is not a JSON object")
@@ -32,7 +34,9 @@ public enum SafeTensors {
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                 let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw CheckpointError.notACheckpoint(path: path, reason: "bad header entry for '\(name)'") }
-            let count = shape.reduce(1, *)
+            guard let count = CheckedSize.product(shape) else {
+                throw CheckpointError.notACheckpoint(path: path, reason: "'\(name)': shape \(shape) is negative or too large")
+            }
             let esize: Int
             switch dtype {
             case "F32": esize = 4
@@ -41,10 +45,10 @@ public enum SafeTensors {
             default: throw CheckpointError.unsupportedDtype(key: name, dtype: dtype)
             }
             let (lo, hi) = (offsets[0], offsets[1])
-            guard lo >= 0, hi >= lo, hi - lo == count * esize else {
+            guard lo >= 0, hi >= lo, let bytes = CheckedSize.multiply(count, esize), hi - lo == bytes else {
                 throw CheckpointError.notACheckpoint(path: path, reason: "'\(name)': byte range does not match its shape")
             }
-            guard base + hi <= data.count else {
+            guard hi <= data.count - base else {
                 throw CheckpointError.truncatedStorage(key: name, needed: hi - lo, available: max(0, data.count - base - lo))
             }
             var values = [Float](repeating: 0, count: count)

@@ -82,16 +82,26 @@ public enum TorchCheckpoint {
                "ShortStorage", "CharStorage", "ByteStorage", "BoolStorage"].contains(dtype) else {
             throw CheckpointError.unsupportedDtype(key: name, dtype: dtype)
         }
-        let count = ref.size.reduce(1, *)
-        guard ref.size.allSatisfy({ $0 >= 0 }), ref.stride.count == ref.size.count, ref.offset >= 0 else {
+        guard let count = CheckedSize.product(ref.size), ref.stride.count == ref.size.count, ref.offset >= 0,
+              ref.stride.allSatisfy({ $0 >= 0 })
+        else {
             throw CheckpointError.malformedPickle("tensor '\(name)' has an invalid size or stride")
         }
-        // The last element's index decides how much storage is needed.
-        var last = ref.offset
-        for (s, st) in zip(ref.size, ref.stride) where s > 0 { last += (s - 1) * st }
-        let needed = count == 0 ? 0 : (last + 1) * esize
+        // The last element's index decides how much storage is needed (strides are not negative).
+        var last: Int? = ref.offset
+        for (s, st) in zip(ref.size, ref.stride) where s > 0 {
+            last = last.flatMap { l in CheckedSize.multiply(s - 1, st).flatMap { CheckedSize.add(l, $0) } }
+        }
+        guard let last, let needed = count == 0 ? 0 : CheckedSize.add(last, 1).flatMap({ CheckedSize.multiply($0, esize) }) else {
+            throw CheckpointError.malformedPickle("tensor '\(name)' reaches past any possible storage")
+        }
         guard needed <= bytes.count else {
             throw CheckpointError.truncatedStorage(key: name, needed: needed, available: bytes.count)
+        }
+        // Every element has its own storage (no zero-stride expansion): a few stored bytes never
+        // become terabytes of tensor.
+        guard count <= bytes.count / esize else {
+            throw CheckpointError.malformedPickle("tensor '\(name)' has \(count) elements but its storage holds \(bytes.count / esize)")
         }
         var values = [Float](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
