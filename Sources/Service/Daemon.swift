@@ -43,6 +43,14 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// SIGTERM and SIGINT request a stop; the loop notices within a poll interval or between
     /// two frames of a study.
     public func installSignalHandlers() {
+        // A stop asked for before now, while the signals were blocked (a parent's mask is
+        // inherited), is pending; ignoring the signal below would discard it.
+        var pending = sigset_t()
+        sigpending(&pending)
+        if [SIGTERM, SIGINT].contains(where: { sigismember(&pending, $0) == 1 }) {
+            log.info("a stop was asked for during start-up: stopping")
+            state.requestStop()
+        }
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let src = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -177,8 +185,10 @@ public final class ServiceDaemon: @unchecked Sendable {
         let rec = try journal.claim(name: name, kind: "", workFolder: config.workPath) { stem in
             FileManager.default.fileExists(atPath: outbox + "/" + stem) || FileManager.default.fileExists(atPath: failed + "/" + stem)
         }
+        FaultInjection.point("claim.recorded")
         do {
             try moveIntoWork(config.inboxPath + "/" + name, rec)
+            FaultInjection.point("claim.moved")
             if let m = markerFile { try? FileManager.default.removeItem(atPath: m) }
             log.info("study #\(rec.id) claimed")
         } catch {
@@ -231,6 +241,13 @@ public final class ServiceDaemon: @unchecked Sendable {
             return
         }
         guard fm.fileExists(atPath: rec.workPath) else {
+            if let reason = failedEarlier(rec) {
+                // Moved to failed/ (reason.txt beside it) before a crash: only the journal is left.
+                try? fm.removeItem(atPath: (rec.workPath as NSString).deletingLastPathComponent)
+                try journal.markFailed(rec.id, reason: reason)
+                log.warning("study #\(rec.id) failed: \(redact(reason, rec, names: []))")
+                return
+            }
             try journal.markFailed(rec.id, reason: "the input is missing from the work folder (\(rec.workPath))")
             log.error("study #\(rec.id): input missing from the work folder")
             return
@@ -241,6 +258,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         }
         let kind = (try? StudyInput.classify(rec.workPath).rawValue) ?? "unknown"
         try journal.markProcessing(rec.id, kind: kind)
+        FaultInjection.point("processing.recorded")
         state.status = "processing study #\(rec.id) (\(kind))"
         notifier.status(state.status)
         log.info("study #\(rec.id) (\(kind)): attempt \(rec.attemptNumber)")
@@ -259,6 +277,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             products.timings["total_s"] = Date().timeIntervalSince(start)
             let prov = provenance(rec, input: input, products: products, model: model)
             try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec))
+            FaultInjection.point("publish.renamed")
             try finish(rec, version: model.version, seconds: Date().timeIntervalSince(start), report: products.report, kind: kind)
         } catch is StopRequested {
             try? fm.removeItem(atPath: staging)
@@ -284,7 +303,9 @@ public final class ServiceDaemon: @unchecked Sendable {
     func finish(_ rec: StudyRecord, version: String, seconds: Double, report: FunctionReport? = nil, kind: String? = nil) throws {
         do {
             try appendCohortRow(rec, version: version, report: report ?? readReport(rec), kind: kind ?? rec.kind)
+            FaultInjection.point("finish.cohort")
             try archiveInput(rec)
+            FaultInjection.point("finish.archived")
         } catch {
             let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(rec.writeFailures)))
             try journal.markRetry(rec.id, reason: "outputs written, but: \(error)", delay: delay)
@@ -292,6 +313,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             return
         }
         try journal.markDone(rec.id, modelVersion: version, seconds: seconds)
+        FaultInjection.point("finish.done")
         log.info(String(format: "study #%lld done in %.1f s (head %@)", rec.id, seconds, version))
     }
 
@@ -349,7 +371,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             .replacingOccurrences(of: rec.workPath, with: "'\(rec.name)'")
         let names = Self.namesInside(rec.workPath)
         var dest = config.failedPath + "/" + rec.outputName
-        if fm.fileExists(atPath: dest) { dest = config.failedPath + "/\(rec.outputName)-\(rec.id)" }
+        if fm.fileExists(atPath: dest) && !isOwnFailedFolder(dest, rec) { dest = config.failedPath + "/\(rec.outputName)-\(rec.id)" }
         var text = """
             Study: \(rec.name)
             Journal number: \(rec.id)
@@ -360,16 +382,41 @@ public final class ServiceDaemon: @unchecked Sendable {
             The input is kept beside this file. To try again, fix the input and move it back into the inbox.
 
             """
+        // reason.txt first: a crash after the move leaves the reason beside the input, and the
+        // next start only records it (failedEarlier).
         do {
             try fm.createDirectory(atPath: dest, withIntermediateDirectories: true)
+            try? AtomicFile.write(text, to: dest + "/reason.txt")
+            FaultInjection.point("fail.reasoned")
             if fm.fileExists(atPath: rec.workPath) { try moveItem(rec.workPath, dest + "/" + rec.name) }
+            FaultInjection.point("fail.moved")
             try? fm.removeItem(atPath: (rec.workPath as NSString).deletingLastPathComponent)
         } catch {
             text += "(The input could not be moved here and is still at \(rec.workPath): \(error))\n"
+            try? AtomicFile.write(text, to: dest + "/reason.txt")
         }
-        try? AtomicFile.write(text, to: dest + "/reason.txt")
         try journal.markFailed(rec.id, reason: reason)
+        FaultInjection.point("fail.recorded")
         log.warning("study #\(rec.id) failed: \(redact(reason, rec, names: names))")
+    }
+
+    /// The reason of a failure that was written to failed/ (with the input moved beside it)
+    /// before the daemon stopped, if there is one for this study.
+    func failedEarlier(_ rec: StudyRecord) -> String? {
+        for dir in [config.failedPath + "/" + rec.outputName, config.failedPath + "/\(rec.outputName)-\(rec.id)"] {
+            guard isOwnFailedFolder(dir, rec), EntryType.of(dir + "/" + rec.name) != nil,
+                  let text = try? String(contentsOfFile: dir + "/reason.txt", encoding: .utf8),
+                  let start = text.range(of: "\nReason: ")?.upperBound
+            else { continue }
+            let end = text.range(of: "\n\nThe input is kept", range: start..<text.endIndex)?.lowerBound ?? text.endIndex
+            return String(text[start..<end])
+        }
+        return nil
+    }
+
+    /// Whether `dir` in failed/ was made for this study (its reason.txt names the journal number).
+    func isOwnFailedFolder(_ dir: String, _ rec: StudyRecord) -> Bool {
+        (try? String(contentsOfFile: dir + "/reason.txt", encoding: .utf8))?.contains("\nJournal number: \(rec.id)\n") == true
     }
 
     /// Log text with the study's name (possibly an identifier) replaced by its number, and the

@@ -165,6 +165,7 @@ enum StudyPipeline {
         if let qc = p.qc { try wrap("writing qc.png") { try AtomicFile.write(qc, to: staging + "/qc.png") } }
         try wrap("writing provenance.json") { try AtomicFile.write(try sortedJSONData(provenance), to: staging + "/provenance.json") }
         try wrap("syncing the outputs") { try syncDirectory(staging) }
+        FaultInjection.point("publish.staged")
         if fm.fileExists(atPath: final) {
             // Never replaced: it is not this study's (whose outputs would have been found before).
             throw StudyError("the output folder \(final) exists already and belongs to something else")

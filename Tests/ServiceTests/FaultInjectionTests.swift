@@ -1,0 +1,81 @@
+import CardiacImaging
+import Foundation
+import Testing
+
+@testable import Service
+
+/// kill -9 at every journal state change and every step of publishing (AUTOSAM_CRASH_AT), then
+/// a restart: each study ends in one defined state exactly once: done with one outputs folder,
+/// one cohort row and its input archived, or failed with its input and reason in failed/;
+/// nothing is left in the inbox or in work/, and no staging folder survives.
+@Suite(.serialized) struct FaultInjectionTests {
+    static let donePoints = ["claim.recorded", "claim.moved", "processing.recorded", "publish.staged", "publish.renamed",
+                             "finish.cohort", "finish.archived", "finish.done"]
+    static let failPoints = ["fail.reasoned", "fail.moved", "fail.recorded"]
+
+    @Test func everyPointIsCovered() {
+        #expect(Set(Self.donePoints + Self.failPoints) == Set(FaultInjection.points))
+    }
+
+    @Test(arguments: donePoints + failPoints)
+    func killNineAtThePointThenRestartEndsOnceInADefinedState(_ point: String) throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let fm = FileManager.default
+        let root = try makeTempFolder()
+        defer { removeTempFolder(root) }
+        let process = DaemonProcessTests()
+        let config = try process.writeConfig(root)
+        let failing = Self.failPoints.contains(point)
+        let name = failing ? "junk.nii.gz" : "p16.nii.gz"
+        let src = root + "/src." + name
+        if failing {
+            try BadInputs.junk(500, seed: 5).write(to: URL(fileURLWithPath: src))
+        } else {
+            _ = try Fixtures.shortCine(16, to: src, frames: 2)
+        }
+        let data = root + "/data"
+        let first = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log", environment: ["AUTOSAM_CRASH_AT": point])
+        #expect(try waitFor(60) { (try? process.journal(root).studies()) != nil })
+        try fm.copyItem(atPath: src, toPath: data + "/inbox/." + name)
+        #expect(rename(data + "/inbox/." + name, data + "/inbox/" + name) == 0)
+        #expect(first.waitExit(120), "the daemon never reached \(point)")
+        #expect(first.process.terminationReason == .uncaughtSignal && first.process.terminationStatus == SIGKILL)
+        #expect(first.log.contains("crash injected at \(point)"), "\(first.log)")
+
+        let second = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log")
+        let ended = try waitFor(120) {
+            let s = try process.journal(root).studies()
+            return s.count == 1 && (s[0].state == .done || s[0].state == .failed)
+        }
+        kill(second.process.processIdentifier, SIGTERM)
+        let stopped = second.waitExit(30)
+        if !stopped { kill(second.process.processIdentifier, SIGKILL); _ = second.waitExit(10) }
+        #expect(stopped, "\(point): SIGTERM did not stop the daemon:\n\(second.log)")
+        try #require(ended, "\(point): the study did not end:\n\(second.log)")
+        let j = try process.journal(root)
+        let rec = try #require(try j.studies().first)
+        let stem = Journal.stem(name)
+        let outbox = try fm.contentsOfDirectory(atPath: data + "/outbox").sorted()
+        if failing {
+            #expect(rec.state == .failed && rec.reason?.contains("NIfTI") == true, "\(point): \(rec.state) \(rec.reason ?? "")")
+            #expect(try fm.contentsOfDirectory(atPath: data + "/failed") == [stem], "\(point)")
+            let reason = try String(contentsOfFile: data + "/failed/\(stem)/reason.txt", encoding: .utf8)
+            #expect(reason.contains("Journal number: \(rec.id)") && reason.contains("NIfTI"), "\(point): \(reason)")
+            #expect(fm.fileExists(atPath: data + "/failed/\(stem)/\(name)"), "\(point): the input is not kept in failed/")
+            #expect(!outbox.contains(stem))
+        } else {
+            #expect(rec.state == .done, "\(point): \(rec.state) \(rec.reason ?? "")")
+            #expect(try j.doneEvents(rec.id) == 1)
+            #expect(outbox == ["cohort.csv", stem], "\(point): \(outbox)")
+            let rows = try String(contentsOfFile: data + "/outbox/cohort.csv", encoding: .utf8).split(separator: "\n")
+            #expect(rows.count == 2, "\(point): \(rows)")
+            #expect(try fm.contentsOfDirectory(atPath: data + "/archive") == [name], "\(point)")
+            #expect(fm.fileExists(atPath: data + "/outbox/\(stem)/provenance.json"))
+            #expect(try fm.contentsOfDirectory(atPath: data + "/failed").isEmpty)
+        }
+        #expect(try fm.contentsOfDirectory(atPath: data + "/inbox").isEmpty, "\(point)")
+        let work = try fm.contentsOfDirectory(atPath: data + "/work")
+        #expect(work.isEmpty, "\(point): \(work)")
+        #expect(!stopped || second.process.terminationStatus == 0)
+    }
+}
