@@ -21,6 +21,9 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// Inbox items seen but not yet quiet: name -> (fingerprint, when it last changed).
     var tracker: [String: (String, Double)] = [:]
     var labelTracker: [String: (String, Double)] = [:]
+    /// Inbox entries whose move into work/ failed (full or unwritable work folder): left in the
+    /// inbox and not claimed again before `until`; the wait doubles with each failure.
+    var claimBackoff: [String: (until: Double, failures: Int)] = [:]
     var signalSources: [DispatchSourceSignal] = []
 
     public init(config: ServiceConfig, log: ServiceLog? = nil, notifier: SystemdNotifier = SystemdNotifier()) throws {
@@ -166,6 +169,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         for name in inboxEntries() {
             if state.stopRequested { return }
             seen.insert(name)
+            if let b = claimBackoff[name], now < b.until { continue }
             let path = config.inboxPath + "/" + name
             guard let fp = Fingerprint.of(path) else { continue }
             let marked = fp.isDirectory
@@ -177,6 +181,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             }
         }
         for k in tracker.keys where !seen.contains(k) { tracker[k] = nil }
+        for k in claimBackoff.keys where !seen.contains(k) { claimBackoff[k] = nil }
     }
 
     func claim(_ name: String, markerFile: String?) throws {
@@ -190,10 +195,17 @@ public final class ServiceDaemon: @unchecked Sendable {
             try moveIntoWork(config.inboxPath + "/" + name, rec)
             FaultInjection.point("claim.moved")
             if let m = markerFile { try? FileManager.default.removeItem(atPath: m) }
+            claimBackoff[name] = nil
             log.info("study #\(rec.id) claimed")
         } catch {
-            try journal.markFailed(rec.id, reason: "could not be moved out of the inbox: \(error)")
-            log.error("study #\(rec.id): could not be moved out of the inbox")
+            // The input stays in the inbox, whole: a partial copy in work/ is removed, and the
+            // entry waits before it is tried again (a full work folder must not spin the loop).
+            if EntryType.of(config.inboxPath + "/" + name) != nil { try? FileTree.remove((rec.workPath as NSString).deletingLastPathComponent) }
+            let failures = (claimBackoff[name]?.failures ?? 0) + 1
+            let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(failures - 1)))
+            claimBackoff[name] = (Date().timeIntervalSince1970 + delay, failures)
+            try journal.abandonClaim(rec.id)
+            log.error("an inbox entry could not be moved into the work folder (\(redact("\(error)", rec, names: []))); it stays in the inbox and is tried again in \(Int(delay)) s")
         }
     }
 

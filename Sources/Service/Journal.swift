@@ -223,6 +223,16 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
+    /// Undoes a claim whose input never left the inbox (it could not be moved into work/): the
+    /// row and its events go, so that the entry is claimed afresh, under the same output name,
+    /// when it is tried again.
+    public func abandonClaim(_ id: Int64) throws {
+        try db.write { db in
+            try db.execute(sql: "DELETE FROM events WHERE study_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM studies WHERE id = ? AND state = 'claimed'", arguments: [id])
+        }
+    }
+
     public func markFailed(_ id: Int64, reason: String) throws {
         try db.write { db in
             try db.execute(sql: "UPDATE studies SET state = 'failed', finished_at = ?, reason = ? WHERE id = ?",

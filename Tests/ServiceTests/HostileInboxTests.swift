@@ -144,6 +144,40 @@ import Glibc
         #expect(try fm.contentsOfDirectory(atPath: h.inbox).isEmpty)
     }
 
+    /// A full work folder (a 64 KiB tmpfs; the inbox on another file system): the study stays
+    /// whole in the inbox, is tried again only after the back-off (one journal row, not one per
+    /// scan, and no journal row, so that its output name stays its own), and completes once
+    /// work/ has room.
+    @Test(.enabled(if: DaemonTests.canMountTmpfs, "needs root to mount a small tmpfs as work/"))
+    func aFullWorkFolderLeavesTheStudyInTheInboxAndRetriesLater() throws {
+        let h = try ServiceHarness(quiet: 0.2) { $0.retryBackoff = 4; $0.retryBackoffMax = 4 }
+        let fm = FileManager.default
+        let work = h.config.workPath
+        try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
+        try #require(try runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", work]).status == 0)
+        defer { _ = try? runTool("/bin/umount", ["-l", work]) }
+        let src = h.root + "/src"
+        try fm.createDirectory(atPath: src, withIntermediateDirectories: true)
+        _ = try Fixtures.shortCine(17, to: src + "/p17.nii", frames: 2)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: src + "/p17.nii"))
+        try #require(bytes.count > 128 << 10, "the study must not fit the 64 KiB work folder")
+        try h.start()
+        try fm.copyItem(atPath: src + "/p17.nii", toPath: h.inbox + "/.p17.nii")
+        #expect(rename(h.inbox + "/.p17.nii", h.inbox + "/p17.nii") == 0)
+        let tried = { h.logLines.all.filter { $0.contains("could not be moved into the work folder") && $0.contains("stays in the inbox") }.count }
+        #expect(try waitFor(20) { tried() >= 1 })
+        usleep(2_500_000)  // many scans, within the back-off
+        #expect(tried() == 1)
+        #expect(try h.journal().studies().isEmpty)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.inbox + "/p17.nii")) == bytes)
+        #expect(try fm.contentsOfDirectory(atPath: work).isEmpty)
+        try #require(try runTool("/bin/mount", ["-o", "remount,size=64m", work]).status == 0)
+        #expect(try waitFor(60) { try h.journal().studies().contains { $0.state == .done } }, "\(h.logLines.all.joined(separator: "\n"))")
+        #expect(h.stop())
+        #expect(try fm.contentsOfDirectory(atPath: h.inbox).isEmpty)
+        #expect(fm.fileExists(atPath: h.config.outboxPath + "/p17/provenance.json"))
+    }
+
     @Test func aSecondDaemonOnTheSameDataFolderRefusesToStart() throws {
         let h = try ServiceHarness()
         try h.start()
