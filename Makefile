@@ -78,7 +78,7 @@ FUZZ_HARNESSES ?= checkpoint pickle safetensors nifti dicom-file dicom-study con
 FUZZ_BIN = .build-fuzz/release/autosam-fuzz
 fuzz-build: bootstrap
 	$(SWIFT) build $(BUILD_FLAGS) --build-path .build-fuzz --product autosam-fuzz \
-	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DAUTOSAM_LIBFUZZER \
+	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DAUTOSAM_LIBFUZZER -Xswiftc -use-ld=lld \
 	  -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address
 fuzz: fuzz-build
 	@scripts/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)

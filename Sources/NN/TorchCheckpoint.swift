@@ -53,6 +53,14 @@ public enum TorchCheckpoint {
     }
 
     static func extract(_ archive: Archive, _ entry: Entry, path: String) throws -> Data {
+        // A zip header may claim any size: nothing is reserved beyond what deflate (at most
+        // 1032:1) could expand the entry's bytes, as stored in this file, to.
+        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.uint64Value ?? 0
+        let stored = min(entry.compressedSize, fileSize)
+        guard entry.uncompressedSize <= stored * 1032 + 64 else {
+            throw CheckpointError.notACheckpoint(
+                path: path, reason: "archive entry \(entry.path) claims \(entry.uncompressedSize) bytes, more than its \(stored) stored bytes can hold")
+        }
         var data = Data()
         data.reserveCapacity(Int(entry.uncompressedSize))
         do {

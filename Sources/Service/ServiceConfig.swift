@@ -172,11 +172,10 @@ public struct ServiceConfig: Sendable {
     }
 
     public static func parse(_ text: String, source: String = "configuration", environment: [String: String] = [:]) throws -> ServiceConfig {
-        // toml++ (inside TOMLKit) aborts the process on some keys ([ñ], a DEL in a name); TOML
-        // allows control characters nowhere and non-ASCII only inside strings and comments, so
-        // such text is refused here first.
-        if let (line, column, what) = firstUnsafeCharacter(text) {
-            throw ConfigError("\(source): not valid TOML: \(what) at line \(line), column \(column)")
+        // toml++ (inside TOMLKit) aborts the process on some malformed keys and table headers
+        // ([ñbox], [=p), so the text's shape is checked here first (TOMLShape).
+        if let problem = TOMLShape.firstProblem(text) {
+            throw ConfigError("\(source): not valid TOML: \(problem.message) at line \(problem.line), column \(problem.column)")
         }
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
@@ -203,65 +202,6 @@ public struct ServiceConfig: Sendable {
         }
         try config.validate()
         return config
-    }
-
-    /// Where the first control character (other than tab and line ends) or the first non-ASCII
-    /// byte outside a string or a comment is (1-based line and column in bytes), if any.
-    static func firstUnsafeCharacter(_ text: String) -> (Int, Int, String)? {
-        let b = Array(text.utf8)
-        var i = 0, line = 1, lineStart = 0
-        for (k, c) in b.enumerated() where (c < 0x20 && c != 0x09 && c != 0x0A && c != 0x0D) || c == 0x7F {
-            let before = b[..<k]
-            let l = before.filter { $0 == 0x0A }.count + 1
-            let col = k - ((before.lastIndex(of: 0x0A)).map { $0 + 1 } ?? 0) + 1
-            return (l, col, String(format: "a control character (0x%02X)", c))
-        }
-        func starts(_ s: String) -> Bool { let u = Array(s.utf8); return i + u.count <= b.count && Array(b[i..<(i + u.count)]) == u }
-        /// Skips to just past `close`; backslash escapes count in basic strings; single-line
-        /// strings also end at a newline (the TOML parser reports that error itself).
-        func skip(_ close: String, escapes: Bool, multiline: Bool) {
-            while i < b.count {
-                if b[i] == 0x0A {
-                    if !multiline { return }
-                    line += 1
-                    lineStart = i + 1
-                } else if escapes && b[i] == 0x5C {
-                    i += 2
-                    continue
-                } else if starts(close) {
-                    i += close.utf8.count
-                    return
-                }
-                i += 1
-            }
-        }
-        while i < b.count {
-            let c = b[i]
-            if c == 0x0A {
-                line += 1
-                lineStart = i + 1
-                i += 1
-            } else if c == 0x23 {  // # comment to the end of the line
-                while i < b.count && b[i] != 0x0A { i += 1 }
-            } else if starts("\"\"\"") {
-                i += 3
-                skip("\"\"\"", escapes: true, multiline: true)
-            } else if starts("'''") {
-                i += 3
-                skip("'''", escapes: false, multiline: true)
-            } else if c == 0x22 {
-                i += 1
-                skip("\"", escapes: true, multiline: false)
-            } else if c == 0x27 {
-                i += 1
-                skip("'", escapes: false, multiline: false)
-            } else if c >= 0x80 {
-                return (line, i - lineStart + 1, "a non-ASCII character outside a string or comment (keys and section names are ASCII; quote values)")
-            } else {
-                i += 1
-            }
-        }
-        return nil
     }
 
     /// Checks relations between keys.

@@ -61,12 +61,20 @@ import Testing
     /// name; such text is now refused, with its place, before it reaches the parser.
     @Test func configCharactersTheTOMLParserAbortsOnAreErrors() {
         let nonASCII = message { try ServiceConfig.parse("[paths]\ndata = \"/x\"\n[ñbox]\n") }
-        #expect(nonASCII.contains("non-ASCII character outside a string or comment") && nonASCII.hasSuffix("at line 3, column 2"), "\(nonASCII)")
+        #expect(nonASCII.contains("a non-ASCII character in a key (quote it)") && nonASCII.hasSuffix("at line 3, column 2"), "\(nonASCII)")
+        #expect(message { try ServiceConfig.parse("[=p") }.contains("a key is missing or malformed at line 1, column 2"))
+        #expect(message { try ServiceConfig.parse("[paths] x\n") }.contains("unexpected 'x' after the end of the statement at line 1, column 9"))
+        #expect(message { try ServiceConfig.parse("[paths]\ndata \"/x\"\n") }.contains("'=' expected after the key at line 2, column 6"))
         #expect(message { try ServiceConfig.parse("[\u{7F}aths]\ndata = \"/x\"\n") }.contains("control character (0x7F) at line 1, column 2"))
         #expect(message { try ServiceConfig.parse("[paths]\ndata = \"/x\u{0}y\"\n") }.contains("control character (0x00) at line 2, column 11"))
         // Non-ASCII inside strings and comments is TOML, and is kept.
         let c = try? ServiceConfig.parse("[paths] # données\ndata = \"/var/lib/données\"\n")
         #expect(c?.data == "/var/lib/données")
+        // The shipped configuration (arrays over several lines, comments, every key) passes.
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Config/autosam.toml").path
+        let text = try? String(contentsOfFile: shipped, encoding: .utf8)
+        #expect(text != nil && TOMLShape.firstProblem(text!) == nil)
     }
 
     /// An embedding cache entry whose shape overflows the element count is a miss, not a tensor.
