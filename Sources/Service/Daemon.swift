@@ -25,6 +25,24 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// inbox and not claimed again before `until`; the wait doubles with each failure.
     var claimBackoff: [String: (until: Double, failures: Int)] = [:]
     var signalSources: [DispatchSourceSignal] = []
+    /// The wall clock (journal times, retry times, refit intervals); a test may set it back or
+    /// forward. Intervals measured within a run (quiet periods, back-offs, sleeps, the
+    /// watchdog's heartbeat) use the monotonic clock instead, which no clock change moves.
+    var wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+
+    /// Seconds on CLOCK_MONOTONIC.
+    static func monotonic() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// The window of due retries: up to now, or later than any back-off could have set (the
+    /// clock went back after it was set).
+    var retryWindow: (now: Double, latest: Double) {
+        let now = wallClock()
+        return (now, now + config.retryBackoffMax + 60)
+    }
 
     public init(config: ServiceConfig, log: ServiceLog? = nil, notifier: SystemdNotifier = SystemdNotifier()) throws {
         self.config = config
@@ -109,8 +127,8 @@ public final class ServiceDaemon: @unchecked Sendable {
     }
 
     func sleepInterruptibly(_ seconds: Double) {
-        let end = Date().addingTimeInterval(seconds)
-        while !state.stopRequested && Date() < end { usleep(UInt32(min(0.05, max(0.001, end.timeIntervalSinceNow)) * 1e6)) }
+        let end = Self.monotonic() + seconds
+        while !state.stopRequested && Self.monotonic() < end { usleep(UInt32(min(0.05, max(0.001, end - Self.monotonic())) * 1e6)) }
     }
 
     /// Feeds systemd's watchdog every half interval while the worker shows progress within
@@ -164,7 +182,7 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// Claims every inbox entry that is complete: its marker is there, or nothing in it has
     /// changed (names, sizes, modification times) for the quiet period.
     func scanInbox() throws {
-        let now = Date().timeIntervalSince1970
+        let now = Self.monotonic()
         var seen = Set<String>()
         for name in inboxEntries() {
             if state.stopRequested { return }
@@ -203,7 +221,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             if EntryType.of(config.inboxPath + "/" + name) != nil { try? FileTree.remove((rec.workPath as NSString).deletingLastPathComponent) }
             let failures = (claimBackoff[name]?.failures ?? 0) + 1
             let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(failures - 1)))
-            claimBackoff[name] = (Date().timeIntervalSince1970 + delay, failures)
+            claimBackoff[name] = (Self.monotonic() + delay, failures)
             try journal.abandonClaim(rec.id)
             log.error("an inbox entry could not be moved into the work folder (\(redact("\(error)", rec, names: []))); it stays in the inbox and is tried again in \(Int(delay)) s")
         }
@@ -240,7 +258,8 @@ public final class ServiceDaemon: @unchecked Sendable {
 
     /// Processes the next waiting study, if any. Returns whether there was one.
     func processNext() throws -> Bool {
-        guard let rec = try journal.nextRunnable() else { return false }
+        let window = retryWindow
+        guard let rec = try journal.nextRunnable(now: window.now, latest: window.latest) else { return false }
         try process(rec)
         return true
     }

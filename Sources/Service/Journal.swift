@@ -190,20 +190,22 @@ public final class Journal: @unchecked Sendable {
     }
 
     /// The next study to work on: a queued one, or a retry whose time has come; oldest first.
-    public func nextRunnable(now: Double = Journal.now()) throws -> StudyRecord? {
+    /// A retry time later than `latest` cannot have come from a back-off taken since the clock
+    /// was last right (the clock was set back): it counts as due.
+    public func nextRunnable(now: Double = Journal.now(), latest: Double = .greatestFiniteMagnitude) throws -> StudyRecord? {
         try db.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT * FROM studies WHERE state = 'claimed' OR (state = 'retry' AND next_attempt_at <= ?)
+                SELECT * FROM studies WHERE state = 'claimed' OR (state = 'retry' AND (next_attempt_at <= ? OR next_attempt_at > ?))
                 ORDER BY (state = 'retry'), id LIMIT 1
-                """, arguments: [now]).map(Self.study)
+                """, arguments: [now, latest]).map(Self.study)
         }
     }
 
     /// Studies waiting now (queued, or retries already due).
-    public func waitingCount(now: Double = Journal.now()) throws -> Int {
+    public func waitingCount(now: Double = Journal.now(), latest: Double = .greatestFiniteMagnitude) throws -> Int {
         try db.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM studies WHERE state = 'claimed' OR (state = 'retry' AND next_attempt_at <= ?)",
-                             arguments: [now]) ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM studies WHERE state = 'claimed' OR (state = 'retry' AND (next_attempt_at <= ? OR next_attempt_at > ?))",
+                             arguments: [now, latest]) ?? 0
         }
     }
 

@@ -13,7 +13,7 @@ extension ServiceDaemon {
     /// Takes every labelled item that is complete (marker, or quiet for the quiet period).
     /// Returns whether one was handled.
     func intakeLabels() throws -> Bool {
-        let now = Date().timeIntervalSince1970
+        let now = Self.monotonic()
         var seen = Set<String>()
         var handled = false
         for name in labelEntries() {
@@ -26,7 +26,7 @@ extension ServiceDaemon {
                 labelTracker[name] = nil
                 try takeLabelled(name)
                 handled = true
-                if try journal.waitingCount() > 0 { break }
+                if try journal.waitingCount(now: retryWindow.now, latest: retryWindow.latest) > 0 { break }
             }
         }
         for k in labelTracker.keys where !seen.contains(k) { labelTracker[k] = nil }
@@ -83,7 +83,7 @@ extension ServiceDaemon {
 
     /// Whether a study waits (claimed in the journal, or in the inbox).
     func studiesWaiting() -> Bool {
-        ((try? journal.waitingCount()) ?? 0) > 0 || !inboxEntries().isEmpty
+        ((try? journal.waitingCount(now: retryWindow.now, latest: retryWindow.latest)) ?? 0) > 0 || !inboxEntries().isEmpty
     }
 
     /// Runs a refit when the policy calls for one and nothing waits. Returns whether one ran.
@@ -93,8 +93,9 @@ extension ServiceDaemon {
         guard pending > 0 else { return false }
         var due = config.refitEveryVolumes > 0 && pending >= config.refitEveryVolumes
         if !due, config.refitIntervalHours > 0 {
-            let last = try journal.lastRefitFinished() ?? 0
-            due = Date().timeIntervalSince1970 - last >= config.refitIntervalHours * 3600
+            let last = try journal.lastRefitFinished() ?? 0, now = wallClock()
+            // A last refit in the future means the clock was set back: due, not waiting for it.
+            due = now - last >= config.refitIntervalHours * 3600 || last > now + 60
         }
         guard due, !studiesWaiting() else { return false }
         try runRefit(volumes: pending)

@@ -41,13 +41,13 @@ public final class ServiceLog: @unchecked Sendable {
 final class DaemonState: @unchecked Sendable {
     private let lock = NSLock()
     private var _stop = false
-    private var _beat = Date()
+    private var _beat = ServiceDaemon.monotonic()
     private var _status = "starting"
 
     var stopRequested: Bool { lock.lock(); defer { lock.unlock() }; return _stop }
     func requestStop() { lock.lock(); _stop = true; lock.unlock() }
-    func heartbeat() { lock.lock(); _beat = Date(); lock.unlock() }
-    var sinceHeartbeat: Double { lock.lock(); defer { lock.unlock() }; return Date().timeIntervalSince(_beat) }
+    func heartbeat() { lock.lock(); _beat = ServiceDaemon.monotonic(); lock.unlock() }
+    var sinceHeartbeat: Double { lock.lock(); defer { lock.unlock() }; return ServiceDaemon.monotonic() - _beat }
     var status: String {
         get { lock.lock(); defer { lock.unlock() }; return _status }
         set { lock.lock(); _status = newValue; lock.unlock() }

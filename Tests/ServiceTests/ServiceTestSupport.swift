@@ -268,10 +268,12 @@ final class ServiceHarness: @unchecked Sendable {
     var inbox: String { config.inboxPath }
 
     /// Starts the daemon; `frameLabeller` replaces the head's labelling of a frame.
-    func start(environment: [String: String] = [:], frameLabeller: ((Volume) throws -> LabelMap)? = nil) throws {
+    func start(environment: [String: String] = [:], frameLabeller: ((Volume) throws -> LabelMap)? = nil,
+               prepare: (ServiceDaemon) -> Void = { _ in }) throws {
         let d = try ServiceDaemon(config: config, log: ServiceLog(level: .debug, environment: [:], sink: logLines.add),
                                   notifier: SystemdNotifier(environment: environment))
         d.models.frameLabeller = frameLabeller
+        prepare(d)
         daemon = d
         let sem = done
         let t = Thread {
