@@ -128,7 +128,7 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
         .executableTarget(name: "autosam-fuzz", dependencies: ["Fuzzing"], swiftSettings: [.swiftLanguageMode(.v5)]),
-        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "NN", "AutoSAM", "Service"]),
+        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "NN", "AutoSAM", "Service", "CardiacImaging"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"]),

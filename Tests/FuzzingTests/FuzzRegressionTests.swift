@@ -1,3 +1,4 @@
+import CardiacImaging
 import Foundation
 import Fuzzing
 import Testing
@@ -75,6 +76,15 @@ import Testing
             .deletingLastPathComponent().appendingPathComponent("Config/autosam.toml").path
         let text = try? String(contentsOfFile: shipped, encoding: .utf8)
         #expect(text != nil && TOMLShape.firstProblem(text!) == nil)
+    }
+
+    /// A 684-byte DICOM file whose Rows, Columns and Number of Frames claim gigabytes of pixels
+    /// had them allocated before the pixel data was looked at.
+    @Test func dicomPixelsThatCannotFitTheFileAreRefusedBeforeAllocation() throws {
+        let path = FuzzCorpusTests.root + "/regressions/dicom-file/pixels_larger_than_the_file"
+        let headers = try DicomFile.readHeaders(path)
+        let h = try #require(headers.first)
+        #expect(message { try DicomFile.readPixels(h) }.contains("cannot fit in a file of 684 bytes"))
     }
 
     /// An embedding cache entry whose shape overflows the element count is a miss, not a tensor.

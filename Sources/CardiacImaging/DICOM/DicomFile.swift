@@ -196,6 +196,18 @@ public enum DicomFile {
         guard header.isImage else { throw DicomError.notAnImage(path: header.path, kind: header.kind) }
         let n = header.rows * header.columns * max(1, header.numberOfFrames)
         guard n > 0 else { throw DicomError.missingAttribute(path: header.path, attribute: "Rows/Columns") }
+        // Rows, Columns and Number of Frames are checked against the file before anything is
+        // allocated: native pixel data must be in the file; compressed data cannot expand more
+        // than 4096-fold (a 684-byte file claiming 4 GiB of pixels was allocated before).
+        let fileSize = ((try? FileManager.default.attributesOfItem(atPath: header.path)[.size]) as? NSNumber)?.intValue ?? 0
+        let needed = n.multipliedReportingOverflow(by: max(1, header.bitsAllocated / 8))
+        let native = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"].contains(header.transferSyntaxUID)
+        let limit = native ? fileSize : fileSize.multipliedReportingOverflow(by: 4096).partialValue
+        guard !needed.overflow, needed.partialValue <= limit else {
+            throw DicomError.readFailed(
+                path: header.path,
+                reason: "\(header.rows) x \(header.columns) pixels x \(max(1, header.numberOfFrames)) frames cannot fit in a file of \(fileSize) bytes")
+        }
         var out = [Int32](repeating: 0, count: n)
         var err = errorBuffer()
         let rc = asn_dicom_read_pixels(header.path, &out, n, &err, err.count)
