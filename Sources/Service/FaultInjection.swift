@@ -13,6 +13,7 @@ public enum FaultInjection {
     public static let points = [
         "claim.recorded", "claim.moved", "processing.recorded", "publish.staged", "publish.renamed",
         "finish.cohort", "finish.archived", "finish.done", "fail.reasoned", "fail.moved", "fail.recorded",
+        "refit.training",
     ]
 
     static let crashAt = ProcessInfo.processInfo.environment["AUTOSAM_CRASH_AT"]

@@ -121,6 +121,7 @@ extension ServiceDaemon {
                 cache: try EmbeddingCache(folder: config.cachePath), options: options,
                 yield: { [self] checkpoint in
                     // Segmentation first: studies that arrived are done now, then training goes on.
+                    FaultInjection.point("refit.training")
                     state.heartbeat()
                     if state.stopRequested { return .abort }
                     while studiesWaiting() && !state.stopRequested {

@@ -1,3 +1,4 @@
+import AutoSAM
 import CardiacImaging
 import Foundation
 import Testing
@@ -14,7 +15,50 @@ import Testing
     static let failPoints = ["fail.reasoned", "fail.moved", "fail.recorded"]
 
     @Test func everyPointIsCovered() {
-        #expect(Set(Self.donePoints + Self.failPoints) == Set(FaultInjection.points))
+        #expect(Set(Self.donePoints + Self.failPoints + ["refit.training"]) == Set(FaultInjection.points))
+    }
+
+    /// kill -9 in the middle of a refit's training: the next start records the refit as
+    /// abandoned, keeps the labelled volumes pending, refits again to an outcome, and the model
+    /// store holds only whole versions (each loads).
+    @Test func killNineDuringARefitThenRestartAbandonsItAndRefitsAgain() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let fm = FileManager.default
+        let root = try makeTempFolder()
+        defer { removeTempFolder(root) }
+        let process = DaemonProcessTests()
+        let config = try process.writeConfig(root, extra: "[refit]\nevery_n_volumes = 1\nepochs = 3\nvalidation_volumes = 1")
+        let src = root + "/src"
+        let acdc = try Fixtures.acdcPatient(14, into: src)
+        let pair = try RefitLoopTests().niftiPair(15, into: src)
+        let labels = root + "/data/labels"
+        let first = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log", environment: ["AUTOSAM_CRASH_AT": "refit.training"])
+        #expect(try waitFor(60) { (try? process.journal(root).studies()) != nil })
+        // The first item becomes the validation pool (a refit with nothing to train: skipped).
+        try fm.copyItem(atPath: acdc, toPath: labels + "/acdc_item")
+        #expect(try waitFor(90) { try process.journal(root).refits().first?.outcome == "skipped" }, "\(first.log)")
+        try fm.copyItem(atPath: pair, toPath: labels + "/pair_item")
+        #expect(first.waitExit(180), "the refit never trained")
+        #expect(first.process.terminationReason == .uncaughtSignal && first.process.terminationStatus == SIGKILL)
+        let during = try process.journal(root).refits()
+        #expect(during.count == 2 && during.last?.outcome == nil, "\(during)")
+
+        let second = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log")
+        let refitted = try waitFor(180) {
+            let r = try process.journal(root).refits()
+            return r.count >= 3 && r.last?.outcome != nil
+        }
+        kill(second.process.processIdentifier, SIGTERM)
+        let stopped = second.waitExit(30)
+        if !stopped { kill(second.process.processIdentifier, SIGKILL); _ = second.waitExit(10) }
+        #expect(stopped)
+        try #require(refitted, "\(second.log)")
+        let refits = try process.journal(root).refits()
+        #expect(refits[1].outcome == "abandoned", "\(refits)")
+        #expect(["promoted", "accepted", "rejected"].contains(refits[2].outcome ?? ""), "\(refits)")
+        #expect(try process.journal(root).pendingLabelledVolumes() == 0)
+        let store = try ModelStore(root: root + "/data/models")
+        for v in try store.versions() { #expect((try? store.load(v)) != nil, "version \(v) does not load") }
     }
 
     @Test(arguments: donePoints + failPoints)

@@ -178,6 +178,40 @@ import Glibc
         #expect(fm.fileExists(atPath: h.config.outboxPath + "/p17/provenance.json"))
     }
 
+    /// A full journal file system (the journal on a 512 KiB tmpfs, filled up while the daemon
+    /// runs): claiming fails in the journal, before anything moves, so the study stays in the
+    /// inbox; the daemon says so, keeps running, and completes the study once there is room.
+    @Test(.enabled(if: DaemonTests.canMountTmpfs, "needs root to mount a small tmpfs for the journal"))
+    func aFullJournalLeavesTheStudyInTheInboxUntilThereIsRoom() throws {
+        let fm = FileManager.default
+        let jfs = try makeTempFolder("autosam-jfs")
+        defer { removeTempFolder(jfs) }
+        try #require(try runTool("/bin/mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", jfs]).status == 0)
+        defer { _ = try? runTool("/bin/umount", ["-l", jfs]) }
+        let h = try ServiceHarness(quiet: 0.2) { $0.journal = jfs + "/journal.sqlite" }
+        let src = h.root + "/src"
+        try fm.createDirectory(atPath: src, withIntermediateDirectories: true)
+        _ = try Fixtures.shortCine(18, to: src + "/p18.nii.gz", frames: 2)
+        try h.start()
+        #expect(try waitFor(30) { h.logLines.all.contains { $0.contains("ready in") } })
+        // Fill the journal's file system.
+        let filler = jfs + "/filler"
+        _ = fm.createFile(atPath: filler, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+        while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
+        try? handle.close()
+        try fm.copyItem(atPath: src + "/p18.nii.gz", toPath: h.inbox + "/.p18.nii.gz")
+        #expect(rename(h.inbox + "/.p18.nii.gz", h.inbox + "/p18.nii.gz") == 0)
+        #expect(try waitFor(20) { h.logLines.all.contains { $0.contains("loop:") } }, "\(h.logLines.all.suffix(5))")
+        #expect(fm.fileExists(atPath: h.inbox + "/p18.nii.gz"), "the study left the inbox without a journal row")
+        #expect(h.thread?.isExecuting == true)
+        try fm.removeItem(atPath: filler)
+        #expect(try h.waitFinished(["p18.nii.gz"], timeout: 60), "\(h.logLines.all.suffix(10).joined(separator: "\n"))")
+        #expect(h.stop())
+        #expect(try h.states() == ["p18.nii.gz": .done])
+        #expect(try fm.contentsOfDirectory(atPath: h.inbox).isEmpty)
+    }
+
     @Test func aSecondDaemonOnTheSameDataFolderRefusesToStart() throws {
         let h = try ServiceHarness()
         try h.start()
