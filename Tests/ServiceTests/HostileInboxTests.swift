@@ -212,6 +212,24 @@ import Glibc
         #expect(try fm.contentsOfDirectory(atPath: h.inbox).isEmpty)
     }
 
+    /// A read-only data folder (its folders made, then locked): the daemon refuses to start with
+    /// a message naming what it cannot write, and changes nothing.
+    @Test func aReadOnlyDataFolderStopsTheStartWithAReason() throws {
+        let h = try ServiceHarness()
+        let first = try ServiceDaemon(config: h.config, log: ServiceLog(level: .debug, environment: [:], sink: { _ in }))
+        _ = first  // the folders and the journal exist now (the lock file is made by run())
+        try lockFolder(h.config.data)
+        defer { try? unlockFolder(h.config.data) }
+        let daemon = try ServiceDaemon(config: h.config, log: ServiceLog(level: .debug, environment: [:], sink: { _ in }))
+        daemon.requestStop()
+        do {
+            try daemon.run()
+            Issue.record("the daemon ran on a read-only data folder")
+        } catch {
+            #expect("\(error)".contains("cannot open the lock file \(h.config.journalPath).lock"), "\(error)")
+        }
+    }
+
     @Test func aSecondDaemonOnTheSameDataFolderRefusesToStart() throws {
         let h = try ServiceHarness()
         try h.start()
