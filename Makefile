@@ -68,7 +68,7 @@ asan: bootstrap
 tsan: bootstrap
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests --sanitize=thread --build-path .build-tsan
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/autosam-tests.XXXXXX") || exit 1; \
-	TMPDIR="$$tmp" TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(BUILD_FLAGS) --sanitize=thread --build-path .build-tsan --skip-build --filter '$(or $(FILTER),$(SANITIZER_FILTER_TSAN))'; rc=$$?; rm -rf "$$tmp"; exit $$rc
+	TMPDIR="$$tmp" TSAN_OPTIONS=halt_on_error=1 AUTOSAM_SOAK=0 $(SWIFT) test $(BUILD_FLAGS) --sanitize=thread --build-path .build-tsan --skip-build --filter '$(or $(FILTER),$(SANITIZER_FILTER_TSAN))'; rc=$$?; rm -rf "$$tmp"; exit $$rc
 
 # Fuzzing (docs/RELIABILITY.md): `autosam-fuzz` built with libFuzzer and AddressSanitizer
 # (the C and C++ shims instrumented too), then each harness fuzzed for FUZZ_SECONDS from the

@@ -78,6 +78,14 @@ import Testing
         #expect(text != nil && TOMLShape.firstProblem(text!) == nil)
     }
 
+    /// Zip entries of a .pth claiming more than the file holds: a file entry claiming 4 GiB was
+    /// reserved up front; a "symlink" entry claiming 1.8 GB was read in one allocation.
+    @Test func checkpointEntriesClaimingMoreThanTheFileAreRefused() {
+        let dir = FuzzCorpusTests.root + "/regressions/checkpoint"
+        #expect(message { try TorchCheckpoint.load(dir + "/entry_claims_4_GiB") }.contains("stored bytes can hold"))
+        #expect(message { try TorchCheckpoint.load(dir + "/symlink_entry_claims_1_8_GB") }.contains("is a symbolic link, not a file"))
+    }
+
     /// A 684-byte DICOM file whose Rows, Columns and Number of Frames claim gigabytes of pixels
     /// had them allocated before the pixel data was looked at.
     @Test func dicomPixelsThatCannotFitTheFileAreRefusedBeforeAllocation() throws {
