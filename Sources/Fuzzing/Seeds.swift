@@ -50,6 +50,28 @@ public enum FuzzSeeds {
             }
         }
         try put("dicom-file", "classic_mr.dcm", files[0])
+        // The same cine as one Enhanced MR file (multi-frame, functional groups), and a SEG of
+        // its first phase (the labelled-item path).
+        var enhanced = DicomMRImage(sopInstanceUID: DicomUID.make(), studyInstanceUID: study, seriesInstanceUID: DicomUID.make(),
+                                    frameOfReferenceUID: frame, rows: 8, columns: 8)
+        enhanced.seriesDescription = "sa_cine"
+        let frameAttrs = (0..<4).map { i in
+            DicomFrameAttributes(imagePosition: SIMD3(10, -20, 30 + 8 * Double(i / 2)), imageOrientation: (SIMD3(0.8, 0.6, 0), SIMD3(-0.6, 0.8, 0)),
+                                 pixelSpacing: SIMD2(1.5, 1.5), sliceThickness: 8, triggerTime: Double(i % 2) * 40,
+                                 temporalPositionIndex: i % 2 + 1, inStackPosition: i / 2 + 1)
+        }
+        try DicomMRWriter.writeEnhanced(enhanced, frames: frameAttrs, pixels: (0..<256).map { UInt16($0 % 97) }, to: tmp + "/enhanced.dcm")
+        try put("dicom-file", "enhanced_mr.dcm", try Data(contentsOf: URL(fileURLWithPath: tmp + "/enhanced.dcm")))
+        var rules = SeriesRules.default
+        rules.minPhases = 2
+        rules.minSlices = 2
+        try fm.createDirectory(atPath: tmp + "/study", withIntermediateDirectories: true)
+        for (i, f) in files.enumerated() { try f.write(to: URL(fileURLWithPath: tmp + "/study/im\(i).dcm")) }
+        let cineRead = try DicomStudyReader.readCine(folder: tmp + "/study", rules: rules)
+        let seg = LabelMap(shape: cineRead.volume.shape.spatial, geometry: cineRead.volume.geometry,
+                           labels: (0..<cineRead.volume.shape.voxelsPerFrame).map { UInt8($0 % 4) })
+        try DicomSegWriter.write(seg, frame: 0, of: cineRead, to: tmp + "/seg.dcm")
+        try put("dicom-file", "seg.dcm", try Data(contentsOf: URL(fileURLWithPath: tmp + "/seg.dcm")))
         var joined = Data()
         for (i, f) in files.enumerated() {
             if i > 0 { joined.append(FuzzHarnesses.fileSeparator) }
