@@ -1,10 +1,13 @@
+import Foundation
+
 /// A lexical check of a TOML document's shape, run before the text reaches toml++ (inside
 /// TOMLKit), which stops the process with an assertion on some malformed keys and table
 /// headers instead of reporting an error. It checks what TOML's grammar fixes outside values:
 /// every statement is a comment, a table header (`[a.b]`, `[[a]]`) or a dotted key followed by
-/// `=`; keys are bare (A-Z a-z 0-9 _ -) or quoted; control characters appear nowhere (tab
-/// aside) and non-ASCII only in strings and comments. Values are skipped (strings, arrays and
-/// inline tables across lines included) and left to the parser.
+/// `=`; keys are bare (A-Z a-z 0-9 _ -) or quoted; values are lexically a string, a number, a
+/// boolean, a date or time, an array or an inline table (toml++ also asserts on malformed
+/// values); control characters appear nowhere (tab aside) and non-ASCII only in strings and
+/// comments. What the values mean is left to the parser and to ServiceConfig.
 enum TOMLShape {
     struct Problem: Equatable {
         var line: Int
@@ -119,38 +122,82 @@ enum TOMLShape {
             }
         }
 
-        /// A value: skipped to the end of its statement, through strings, comments inside
-        /// arrays, and nested arrays and inline tables.
-        mutating func value() -> Problem? {
-            spaces()
-            var depth = 0
-            var sawSomething = false
+        /// Spaces, newlines and comments between the elements of an array.
+        mutating func gap() -> Problem? {
             while let c = peek {
-                if c == 0x22 || c == 0x27 {
-                    if let p = string() { return p }
-                } else if c == 0x5B || c == 0x7B {
-                    depth += 1
+                if c == 0x20 || c == 0x09 || c == 0x0D {
                     i += 1
-                } else if c == 0x5D || c == 0x7D {
-                    guard depth > 0 else { return problem("an unmatched '\(Character(UnicodeScalar(c)))'") }
-                    depth -= 1
-                    i += 1
+                } else if c == 0x0A {
+                    newline()
                 } else if c == 0x23 {
                     if let p = comment() { return p }
-                } else if c == 0x0A {
-                    if depth == 0 { break }
-                    newline()
-                } else if c >= 0x80 {
-                    return problem("a non-ASCII character outside a string or comment")
-                } else if let p = control(c), c != 0x0D {
-                    return p
                 } else {
-                    i += 1
+                    return nil
                 }
-                sawSomething = true
             }
-            if depth > 0 { return problem("an array or inline table not closed") }
-            return sawSomething ? nil : problem("a value is missing after '='")
+            return nil
+        }
+
+        /// A value, lexically: a string, a number, a boolean, a date or time, an array (over
+        /// lines, with comments) or an inline table (on one line).
+        mutating func value(depth: Int = 0) -> Problem? {
+            spaces()
+            guard depth < 64 else { return problem("arrays or tables nested too deep") }
+            guard let c = peek, c != 0x0A, c != 0x23 else { return problem("a value is missing") }
+            switch c {
+            case 0x22, 0x27:
+                return string()
+            case 0x5B:  // array
+                i += 1
+                while true {
+                    if let p = gap() { return p }
+                    if peek == 0x5D { i += 1; return nil }
+                    if let p = value(depth: depth + 1) { return p }
+                    if let p = gap() { return p }
+                    if peek == 0x2C { i += 1; continue }
+                    if peek == 0x5D { i += 1; return nil }
+                    return problem(peek == nil ? "an array not closed" : "',' or ']' expected in an array")
+                }
+            case 0x7B:  // inline table
+                i += 1
+                spaces()
+                if peek == 0x7D { i += 1; return nil }
+                while true {
+                    if let p = key() { return p }
+                    guard peek == 0x3D else { return problem("'=' expected after the key") }
+                    i += 1
+                    if let p = value(depth: depth + 1) { return p }
+                    spaces()
+                    if peek == 0x2C { i += 1; continue }
+                    if peek == 0x7D { i += 1; return nil }
+                    return problem("',' or '}' expected in an inline table")
+                }
+            default:
+                let start = i
+                while let d = peek, Self.isBare(d) || d == 0x2B || d == 0x2E || d == 0x3A { i += 1 }
+                let token = String(decoding: bytes[start..<i], as: UTF8.self)
+                guard !token.isEmpty, Self.isScalar(token) else {
+                    if i == start, let p = control(c) { return p }
+                    i = start
+                    return problem(c >= 0x80 ? "a non-ASCII character outside a string or comment" : "a value that is not a string, number, boolean, date, array or table")
+                }
+                return nil
+            }
+        }
+
+        static let scalarPatterns: [NSRegularExpression] = [
+            "true|false",
+            "[+-]?(0|[1-9](_?[0-9])*)",
+            "[+-]?(0|[1-9](_?[0-9])*)((\\.[0-9](_?[0-9])*)([eE][+-]?[0-9](_?[0-9])*)?|[eE][+-]?[0-9](_?[0-9])*)",
+            "0x[0-9A-Fa-f](_?[0-9A-Fa-f])*", "0o[0-7](_?[0-7])*", "0b[01](_?[01])*",
+            "[+-]?(inf|nan)",
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?)?",
+            "[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?",
+        ].map { try! NSRegularExpression(pattern: "^(" + $0 + ")$") }
+
+        static func isScalar(_ token: String) -> Bool {
+            let range = NSRange(token.startIndex..., in: token)
+            return scalarPatterns.contains { $0.firstMatch(in: token, range: range) != nil }
         }
 
         mutating func document() -> Problem? {

@@ -66,6 +66,10 @@ import Testing
         #expect(message { try ServiceConfig.parse("[=p") }.contains("a key is missing or malformed at line 1, column 2"))
         #expect(message { try ServiceConfig.parse("[paths] x\n") }.contains("unexpected 'x' after the end of the statement at line 1, column 9"))
         #expect(message { try ServiceConfig.parse("[paths]\ndata \"/x\"\n") }.contains("'=' expected after the key at line 2, column 6"))
+        // toml++ also asserted on a malformed value (`1(/d-fi-u~ 2,1/@8`).
+        #expect(message { try ServiceConfig.parse("[inbox]\nquiet_period_s = 1(/d\n") }.contains("unexpected '(' after the end of the statement at line 2, column 19"))
+        #expect(message { try ServiceConfig.parse("[inbox]\nquiet_period_s = (\n") }.contains("a value that is not a string, number, boolean, date, array or table at line 2, column 18"))
+        #expect(message { try ServiceConfig.parse("[series]\nprefer = [\"a\" \"b\"]\n") }.contains("',' or ']' expected in an array at line 2, column 15"))
         #expect(message { try ServiceConfig.parse("[\u{7F}aths]\ndata = \"/x\"\n") }.contains("control character (0x7F) at line 1, column 2"))
         #expect(message { try ServiceConfig.parse("[paths]\ndata = \"/x\u{0}y\"\n") }.contains("control character (0x00) at line 2, column 11"))
         // Non-ASCII inside strings and comments is TOML, and is kept.
