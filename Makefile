@@ -77,7 +77,9 @@ tsan: bootstrap
 # Fuzzing (docs/RELIABILITY.md): `autosam-fuzz` built with libFuzzer and AddressSanitizer
 # (the C and C++ shims instrumented too), then each harness fuzzed for FUZZ_SECONDS from the
 # committed seeds; new findings land in .fuzz/<harness>/ (crash-*, timeout-*, oom-*).
+# FUZZ_RUNS=N runs N inputs per harness from a fixed seed instead (the same everywhere; CI).
 FUZZ_SECONDS ?= 10
+FUZZ_RUNS ?=
 FUZZ_HARNESSES ?= checkpoint pickle safetensors nifti dicom-file dicom-study config info-cfg embedding-cache head-model
 FUZZ_BIN = .build-fuzz/release/autosam-fuzz
 fuzz-build: bootstrap
@@ -85,7 +87,7 @@ fuzz-build: bootstrap
 	  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DAUTOSAM_LIBFUZZER -Xswiftc -use-ld=lld \
 	  -Xcc -fsanitize=fuzzer-no-link,address -Xcxx -fsanitize=fuzzer-no-link,address
 fuzz: fuzz-build
-	@scripts/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+	@FUZZ_RUNS=$(FUZZ_RUNS) scripts/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
 # Regenerates the committed sample studies.
 samples: build

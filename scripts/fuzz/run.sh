@@ -4,6 +4,8 @@
 # out of git). A crash, timeout or out-of-memory input is saved in .fuzz/<harness>/ and the run
 # fails. Limits: 10 s per input, 2 GiB of RSS, 1 GiB per allocation.
 # Usage: scripts/fuzz/run.sh BIN SECONDS HARNESS...
+# With FUZZ_RUNS=N in the environment each harness instead runs N inputs from a fixed seed
+# (-seed=1): the same inputs on every machine, which is what CI does.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=$1 SECONDS_EACH=$2
@@ -12,13 +14,14 @@ status=0
 for h in "$@"; do
   work=.fuzz/$h
   mkdir -p "$work/corpus"
+  if [ -n "${FUZZ_RUNS:-}" ]; then budget=(-runs="$FUZZ_RUNS" -seed=1); else budget=(-max_total_time="$SECONDS_EACH"); fi
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=0 "$BIN" "$h" "$work/corpus" "Fuzz/corpus/$h" \
-    -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
+    "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
     -artifact_prefix="$work/" -print_final_stats=1 > "$work/log.txt" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log.txt" | tail -1)
   found=$(ls "$work" | grep -cE '^(crash|timeout|oom|leak|slow-unit)-' || true)
-  printf '%-16s %4s s  %10s runs  %d finding(s)  exit %d\n' "$h" "$SECONDS_EACH" "${runs:-?}" "$found" "$rc"
+  printf '%-16s %4s s  %10s runs  %d finding(s)  exit %d\n' "$h" "${FUZZ_RUNS:+-}${FUZZ_RUNS:-$SECONDS_EACH}" "${runs:-?}" "$found" "$rc"
   if [ "$rc" -ne 0 ]; then status=1; tail -30 "$work/log.txt"; fi
 done
 exit $status
