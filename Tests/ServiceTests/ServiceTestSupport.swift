@@ -318,7 +318,9 @@ final class LogCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var lines: [String] = []
     func add(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+    /// A copy with a buffer of its own, made under the lock: a reader never shares the buffer
+    /// that `add` grows (ThreadSanitizer reported the shared copy).
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines.map { $0 } }
 }
 
 /// Copies a folder into the inbox file by file, pausing between files (a slow network copy).
