@@ -14,14 +14,15 @@ status=0
 for h in "$@"; do
   work=.fuzz/$h
   mkdir -p "$work/corpus"
+  touch "$work/.start"
   if [ -n "${FUZZ_RUNS:-}" ]; then budget=(-runs="$FUZZ_RUNS" -seed=1); else budget=(-max_total_time="$SECONDS_EACH"); fi
   ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=0 "$BIN" "$h" "$work/corpus" "Fuzz/corpus/$h" \
     "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
     -artifact_prefix="$work/" -print_final_stats=1 > "$work/log.txt" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log.txt" | tail -1)
-  found=$(ls "$work" | grep -cE '^(crash|timeout|oom|leak|slow-unit)-' || true)
-  printf '%-16s %4s s  %10s runs  %d finding(s)  exit %d\n' "$h" "${FUZZ_RUNS:+-}${FUZZ_RUNS:-$SECONDS_EACH}" "${runs:-?}" "$found" "$rc"
+  found=$(find "$work" -maxdepth 1 -newer "$work/.start" -regextype egrep -regex '.*/(crash|timeout|oom|leak|slow-unit)-.*' | wc -l)
+  printf '%-16s %4s s  %10s runs  %d new finding(s)  exit %d\n' "$h" "${FUZZ_RUNS:+-}${FUZZ_RUNS:-$SECONDS_EACH}" "${runs:-?}" "$found" "$rc"
   if [ "$rc" -ne 0 ]; then status=1; tail -30 "$work/log.txt"; fi
 done
 exit $status
