@@ -20,9 +20,11 @@ for h in "$@"; do
     "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 \
     -artifact_prefix="$work/" -print_final_stats=1 > "$work/log.txt" 2>&1
   rc=$?
+  shown=${FUZZ_RUNS:+-}
+  shown=${shown:-$SECONDS_EACH}
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log.txt" | tail -1)
   found=$(find "$work" -maxdepth 1 -newer "$work/.start" -regextype egrep -regex '.*/(crash|timeout|oom|leak|slow-unit)-.*' | wc -l)
-  printf '%-16s %4s s  %10s runs  %d new finding(s)  exit %d\n' "$h" "${FUZZ_RUNS:+-}${FUZZ_RUNS:-$SECONDS_EACH}" "${runs:-?}" "$found" "$rc"
+  printf '%-16s %4s s  %10s runs  %d new finding(s)  exit %d\n' "$h" "$shown" "${runs:-?}" "$found" "$rc"
   if [ "$rc" -ne 0 ]; then status=1; tail -30 "$work/log.txt"; fi
 done
 exit $status
