@@ -61,6 +61,58 @@ import Testing
         for v in try store.versions() { #expect((try? store.load(v)) != nil, "version \(v) does not load") }
     }
 
+    /// A SIGTERM that arrives while the signal is blocked (a mask inherited from the parent,
+    /// before the handlers exist) is pending; installing the handlers must not discard it.
+    @Test func aStopAskedForDuringStartUpIsNotLost() throws {
+        let h = try ServiceHarness()
+        let daemon = try ServiceDaemon(config: h.config, log: ServiceLog(level: .debug, environment: [:], sink: { _ in }))
+        var set = sigset_t(), old = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+        pthread_kill(pthread_self(), SIGTERM)
+        #expect(!daemon.state.stopRequested)
+        daemon.installSignalHandlers()
+        #expect(daemon.state.stopRequested)
+    }
+
+    /// A study during which the daemon dies `inbox.max_attempts` times (kill -9 right after
+    /// each start of processing) is set aside in failed/ with the reason, so that it cannot stop
+    /// the service again.
+    @Test func aStudyDuringWhichTheDaemonDiesMaxAttemptsTimesIsSetAside() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let fm = FileManager.default
+        let root = try makeTempFolder()
+        defer { removeTempFolder(root) }
+        let process = DaemonProcessTests()
+        let config = try process.writeConfig(root)
+        _ = try Fixtures.shortCine(19, to: root + "/p19.nii.gz", frames: 2)
+        let env = ["AUTOSAM_INBOX_MAX_ATTEMPTS": "2"]
+        for attempt in 1...2 {
+            let d = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log",
+                                                   environment: env.merging(["AUTOSAM_CRASH_AT": "processing.recorded"]) { $1 })
+            if attempt == 1 {
+                #expect(try waitFor(60) { (try? process.journal(root).studies()) != nil })
+                try fm.copyItem(atPath: root + "/p19.nii.gz", toPath: root + "/data/inbox/.p19.nii.gz")
+                #expect(rename(root + "/data/inbox/.p19.nii.gz", root + "/data/inbox/p19.nii.gz") == 0)
+            }
+            #expect(d.waitExit(120), "attempt \(attempt) never started")
+            #expect(d.process.terminationReason == .uncaughtSignal)
+        }
+        let last = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log", environment: env)
+        let ended = try waitFor(60) { try process.journal(root).studies().first?.state == .failed }
+        kill(last.process.processIdentifier, SIGTERM)
+        let stopped = last.waitExit(30)
+        if !stopped { kill(last.process.processIdentifier, SIGKILL); _ = last.waitExit(10) }
+        try #require(ended, "\(last.log)")
+        let rec = try #require(try process.journal(root).studies().first)
+        #expect(rec.reason?.contains("the daemon stopped during each of 2 attempts") == true, "\(rec.reason ?? "")")
+        #expect(fm.fileExists(atPath: root + "/data/failed/p19/p19.nii.gz"))
+        #expect((try? String(contentsOfFile: root + "/data/failed/p19/reason.txt", encoding: .utf8))?.contains("inbox.max_attempts = 2") == true)
+        #expect(try fm.contentsOfDirectory(atPath: root + "/data/outbox").filter { $0 != "cohort.csv" }.isEmpty)
+    }
+
     @Test(arguments: donePoints + failPoints)
     func killNineAtThePointThenRestartEndsOnceInADefinedState(_ point: String) throws {
         let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
