@@ -113,6 +113,34 @@ import Glibc
         }
     }
 
+    /// The labels folder follows the same rules: a linked item (to a valid labelled folder
+    /// outside) and an item holding a link are refused with the reason and kept as they were;
+    /// nothing outside is read into the training store.
+    @Test func linkedLabelledItemsAreRefusedNotFollowed() throws {
+        let h = try ServiceHarness(quiet: 0.2)
+        let fm = FileManager.default
+        let outside = h.root + "/outside"
+        let item = try RefitLoopTests().niftiPair(15, into: outside)
+        let before = Self.snapshot(outside)
+        try h.start()
+        try fm.createSymbolicLink(atPath: h.config.labelsPath + "/linked_item", withDestinationPath: item)
+        try fm.createDirectory(atPath: h.root + "/mixed", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: item + "/ed.nii.gz", toPath: h.root + "/mixed/ed.nii.gz")
+        try fm.createSymbolicLink(atPath: h.root + "/mixed/ed_gt.nii.gz", withDestinationPath: item + "/ed_gt.nii.gz")
+        #expect(rename(h.root + "/mixed", h.config.labelsPath + "/mixed_item") == 0)
+        #expect(try waitFor(30) { try h.journal().labels().count == 2 })
+        #expect(h.stop())
+        for l in try h.journal().labels() {
+            #expect(l.state == "rejected" && l.reason?.contains("symbolic link") == true, "\(l)")
+        }
+        #expect(EntryType.of(h.config.failedPath + "/labels/linked_item/linked_item") == .link)
+        #expect(EntryType.of(h.config.failedPath + "/labels/mixed_item/mixed_item/ed_gt.nii.gz") == .link)
+        #expect(try h.journal().pendingLabelledVolumes() == 0)
+        #expect(Self.snapshot(outside) == before)
+        let log = h.logLines.all.joined(separator: "\n")
+        #expect(!log.contains("ed_gt") && !log.contains("mixed_item") && !log.contains("linked_item"), "\(log)")
+    }
+
     /// An inbox on another file system (a tmpfs): entries are copied, not renamed, into work/;
     /// links inside are copied as links, never followed, and the study fails with its reason.
     @Test(.enabled(if: DaemonTests.canMountTmpfs, "needs root to mount a tmpfs as the inbox"))
