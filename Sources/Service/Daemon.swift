@@ -453,8 +453,8 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// Log text with the study's name (possibly an identifier) replaced by its number, and the
     /// names of the files inside it (identifiers too, as often as not) by `<file>`.
     func redact(_ text: String, _ rec: StudyRecord, names: [String]? = nil) -> String {
-        var t = text.replacingOccurrences(of: rec.workPath, with: "<study #\(rec.id)>")
-        for s in names ?? Self.namesInside(rec.workPath) { t = t.replacingOccurrences(of: s, with: "<file>") }
+        var t = Self.hidingNames(text.replacingOccurrences(of: rec.workPath, with: "<study #\(rec.id)>"),
+                                 names ?? Self.namesInside(rec.workPath))
         for s in [rec.name, rec.outputName] where s.count >= 3 { t = t.replacingOccurrences(of: s, with: "<study #\(rec.id)>") }
         return t
     }
@@ -468,6 +468,11 @@ public final class ServiceDaemon: @unchecked Sendable {
             names.insert((e.path as NSString).lastPathComponent)
         }
         return names.filter { $0.count >= 3 && $0 != "Info.cfg" }.sorted { $0.count > $1.count }
+    }
+
+    /// `text` with each of `names` (from `namesInside`) replaced by `<file>`.
+    static func hidingNames(_ text: String, _ names: [String]) -> String {
+        names.reduce(text) { $0.replacingOccurrences(of: $1, with: "<file>") }
     }
 
     func provenance(_ rec: StudyRecord, input: StudyInput, products p: StudyProducts, model: ServingModel) -> Provenance {
@@ -500,19 +505,15 @@ struct Fingerprint {
     var isDirectory: Bool
 
     static func of(_ path: String) -> Fingerprint? {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
-        let isDir = (st.st_mode & S_IFMT) == S_IFDIR
+        guard let (type, st) = EntryType.status(path) else { return nil }
+        let isDir = type == .folder
         var parts: [String] = []
         func add(_ rel: String, _ s: stat) {
             parts.append("\(rel)|\(s.st_size)|\(s.st_mtim.tv_sec).\(s.st_mtim.tv_nsec)")
         }
         add("", st)
         if isDir {
-            for e in FileTree.walk(path) {
-                var s = stat()
-                if lstat(path + "/" + e.path, &s) == 0 { add(e.path, s) }
-            }
+            for e in FileTree.walk(path) { add(e.path, e.stat) }
         }
         return Fingerprint(digest: parts.sorted().joined(separator: "\n"), isDirectory: isDir)
     }

@@ -9,10 +9,17 @@ import Glibc
 enum EntryType: Equatable {
     case file, folder, link, fifo, socket, device
 
-    static func of(_ path: String) -> EntryType? {
+    static func of(_ path: String) -> EntryType? { status(path)?.type }
+
+    /// The type and the `lstat` record it was told from.
+    static func status(_ path: String) -> (type: EntryType, stat: stat)? {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
-        switch st.st_mode & S_IFMT {
+        return (of(mode: st.st_mode), st)
+    }
+
+    static func of(mode: mode_t) -> EntryType {
+        switch mode & S_IFMT {
         case S_IFREG: return .file
         case S_IFDIR: return .folder
         case S_IFLNK: return .link
@@ -40,17 +47,17 @@ enum FileTree {
     /// Folders deeper than this below a study are not walked (a study is a few levels at most).
     static let maxDepth = 32
 
-    /// Every item below `root` (relative path and type, sorted), walked with `lstat`: linked
-    /// folders are listed as links, never entered.
-    static func walk(_ root: String) -> [(path: String, type: EntryType)] {
-        var out: [(path: String, type: EntryType)] = []
+    /// Every item below `root` (relative path, type and its `lstat` record, sorted), walked with
+    /// `lstat`: linked folders are listed as links, never entered.
+    static func walk(_ root: String) -> [(path: String, type: EntryType, stat: stat)] {
+        var out: [(path: String, type: EntryType, stat: stat)] = []
         func visit(_ rel: String, depth: Int) {
             let dir = rel.isEmpty ? root : root + "/" + rel
             guard depth < maxDepth, let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
             for name in names {
                 let r = rel.isEmpty ? name : rel + "/" + name
-                guard let t = EntryType.of(root + "/" + r) else { continue }
-                out.append((r, t))
+                guard let (t, st) = EntryType.status(root + "/" + r) else { continue }
+                out.append((r, t, st))
                 if t == .folder { visit(r, depth: depth + 1) }
             }
         }

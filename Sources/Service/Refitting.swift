@@ -63,9 +63,8 @@ extension ServiceDaemon {
             } else {
                 try? FileTree.remove(path)
             }
-            var logged = reason
-            for s in names { logged = logged.replacingOccurrences(of: s, with: "<file>") }
-            log.warning("labelled item #\(id) refused: \(logged.replacingOccurrences(of: name, with: "<item #\(id)>"))")
+            let logged = Self.hidingNames(reason, names).replacingOccurrences(of: name, with: "<item #\(id)>")
+            log.warning("labelled item #\(id) refused: \(logged)")
         }
     }
 

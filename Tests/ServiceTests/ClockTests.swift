@@ -32,14 +32,11 @@ final class ShiftedClock: @unchecked Sendable {
         try unlockFolder(h.config.outboxPath)
         #expect(try h.waitFinished(["p7"], timeout: 30), "the retry waited for the clock:\n\(h.logLines.all.suffix(10).joined(separator: "\n"))")
         clock.set(3600)
-        try fm.copyItem(atPath: p8, toPath: h.inbox + "/.p8")
-        #expect(rename(h.inbox + "/.p8", h.inbox + "/p8") == 0)
+        try dropIntoInbox(p8, inbox: h.inbox, as: "p8")
         usleep(200_000)  // seen by a scan, not yet quiet
         clock.set(-3600)
         #expect(try h.waitFinished(["p8"], timeout: 30), "the quiet period waited for the clock")
         #expect(h.stop())
         #expect(try h.states() == ["p7": .done, "p8": .done])
     }
-
-    var fm: FileManager { .default }
 }

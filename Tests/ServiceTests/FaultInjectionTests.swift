@@ -14,6 +14,10 @@ import Testing
                              "finish.cohort", "finish.archived", "finish.done"]
     static let failPoints = ["fail.reasoned", "fail.moved", "fail.recorded"]
 
+    static func binary() throws -> String {
+        try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+    }
+
     @Test func everyPointIsCovered() {
         #expect(Set(Self.donePoints + Self.failPoints + ["refit.training"]) == Set(FaultInjection.points))
     }
@@ -22,7 +26,7 @@ import Testing
     /// abandoned, keeps the labelled volumes pending, refits again to an outcome, and the model
     /// store holds only whole versions (each loads).
     @Test func killNineDuringARefitThenRestartAbandonsItAndRefitsAgain() throws {
-        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let bin = try Self.binary()
         let fm = FileManager.default
         let root = try makeTempFolder()
         defer { removeTempFolder(root) }
@@ -48,9 +52,7 @@ import Testing
             let r = try process.journal(root).refits()
             return r.count >= 3 && r.last?.outcome != nil
         }
-        kill(second.process.processIdentifier, SIGTERM)
-        let stopped = second.waitExit(30)
-        if !stopped { kill(second.process.processIdentifier, SIGKILL); _ = second.waitExit(10) }
+        let stopped = second.stop()
         #expect(stopped)
         try #require(refitted, "\(second.log)")
         let refits = try process.journal(root).refits()
@@ -81,7 +83,7 @@ import Testing
     /// each start of processing) is set aside in failed/ with the reason, so that it cannot stop
     /// the service again.
     @Test func aStudyDuringWhichTheDaemonDiesMaxAttemptsTimesIsSetAside() throws {
-        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let bin = try Self.binary()
         let fm = FileManager.default
         let root = try makeTempFolder()
         defer { removeTempFolder(root) }
@@ -94,17 +96,14 @@ import Testing
                                                    environment: env.merging(["AUTOSAM_CRASH_AT": "processing.recorded"]) { $1 })
             if attempt == 1 {
                 #expect(try waitFor(60) { (try? process.journal(root).studies()) != nil })
-                try fm.copyItem(atPath: root + "/p19.nii.gz", toPath: root + "/data/inbox/.p19.nii.gz")
-                #expect(rename(root + "/data/inbox/.p19.nii.gz", root + "/data/inbox/p19.nii.gz") == 0)
+                try dropIntoInbox(root + "/p19.nii.gz", inbox: root + "/data/inbox", as: "p19.nii.gz")
             }
             #expect(d.waitExit(120), "attempt \(attempt) never started")
             #expect(d.process.terminationReason == .uncaughtSignal)
         }
         let last = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log", environment: env)
         let ended = try waitFor(60) { try process.journal(root).studies().first?.state == .failed }
-        kill(last.process.processIdentifier, SIGTERM)
-        let stopped = last.waitExit(30)
-        if !stopped { kill(last.process.processIdentifier, SIGKILL); _ = last.waitExit(10) }
+        _ = last.stop()
         try #require(ended, "\(last.log)")
         let rec = try #require(try process.journal(root).studies().first)
         #expect(rec.reason?.contains("the daemon stopped during each of 2 attempts") == true, "\(rec.reason ?? "")")
@@ -115,7 +114,7 @@ import Testing
 
     @Test(arguments: donePoints + failPoints)
     func killNineAtThePointThenRestartEndsOnceInADefinedState(_ point: String) throws {
-        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let bin = try Self.binary()
         let fm = FileManager.default
         let root = try makeTempFolder()
         defer { removeTempFolder(root) }
@@ -132,8 +131,7 @@ import Testing
         let data = root + "/data"
         let first = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log", environment: ["AUTOSAM_CRASH_AT": point])
         #expect(try waitFor(60) { (try? process.journal(root).studies()) != nil })
-        try fm.copyItem(atPath: src, toPath: data + "/inbox/." + name)
-        #expect(rename(data + "/inbox/." + name, data + "/inbox/" + name) == 0)
+        try dropIntoInbox(src, inbox: data + "/inbox", as: name)
         #expect(first.waitExit(120), "the daemon never reached \(point)")
         #expect(first.process.terminationReason == .uncaughtSignal && first.process.terminationStatus == SIGKILL)
         #expect(first.log.contains("crash injected at \(point)"), "\(first.log)")
@@ -143,9 +141,7 @@ import Testing
             let s = try process.journal(root).studies()
             return s.count == 1 && (s[0].state == .done || s[0].state == .failed)
         }
-        kill(second.process.processIdentifier, SIGTERM)
-        let stopped = second.waitExit(30)
-        if !stopped { kill(second.process.processIdentifier, SIGKILL); _ = second.waitExit(10) }
+        let stopped = second.stop()
         #expect(stopped, "\(point): SIGTERM did not stop the daemon:\n\(second.log)")
         try #require(ended, "\(point): the study did not end:\n\(second.log)")
         let j = try process.journal(root)

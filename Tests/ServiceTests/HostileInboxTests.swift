@@ -190,8 +190,7 @@ import Glibc
         let bytes = try Data(contentsOf: URL(fileURLWithPath: src + "/p17.nii"))
         try #require(bytes.count > 128 << 10, "the study must not fit the 64 KiB work folder")
         try h.start()
-        try fm.copyItem(atPath: src + "/p17.nii", toPath: h.inbox + "/.p17.nii")
-        #expect(rename(h.inbox + "/.p17.nii", h.inbox + "/p17.nii") == 0)
+        try dropIntoInbox(src + "/p17.nii", inbox: h.inbox, as: "p17.nii")
         let tried = { h.logLines.all.filter { $0.contains("could not be moved into the work folder") && $0.contains("stays in the inbox") }.count }
         #expect(try waitFor(20) { tried() >= 1 })
         usleep(2_500_000)  // many scans, within the back-off
@@ -228,8 +227,7 @@ import Glibc
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
         while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
         try? handle.close()
-        try fm.copyItem(atPath: src + "/p18.nii.gz", toPath: h.inbox + "/.p18.nii.gz")
-        #expect(rename(h.inbox + "/.p18.nii.gz", h.inbox + "/p18.nii.gz") == 0)
+        try dropIntoInbox(src + "/p18.nii.gz", inbox: h.inbox, as: "p18.nii.gz")
         #expect(try waitFor(20) { h.logLines.all.contains { $0.contains("loop:") } }, "\(h.logLines.all.suffix(5))")
         #expect(fm.fileExists(atPath: h.inbox + "/p18.nii.gz"), "the study left the inbox without a journal row")
         #expect(h.thread?.isExecuting == true)

@@ -34,6 +34,16 @@ import Testing
             while process.isRunning && Date() < end { usleep(20_000) }
             return !process.isRunning
         }
+
+        /// SIGTERM, then SIGKILL if it has not exited within `timeout`. Returns whether SIGTERM
+        /// alone stopped it.
+        func stop(_ timeout: Double = 30) -> Bool {
+            kill(process.processIdentifier, SIGTERM)
+            if waitExit(timeout) { return true }
+            kill(process.processIdentifier, SIGKILL)
+            _ = waitExit(10)
+            return false
+        }
     }
 
     /// `model`: the [model] section's encoder line (and more), the demo encoder by default.

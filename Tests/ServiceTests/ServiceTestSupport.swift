@@ -339,6 +339,12 @@ func slowCopy(_ from: String, to dest: String, pause: Double) throws {
     }
 }
 
+/// Drops a file or folder into an inbox in one step: copied under a hidden name, then renamed.
+func dropIntoInbox(_ source: String, inbox: String, as name: String) throws {
+    try FileManager.default.copyItem(atPath: source, toPath: inbox + "/." + name)
+    try #require(rename(inbox + "/." + name, inbox + "/" + name) == 0)
+}
+
 /// The built `autosam` binary: `$AUTOSAM_BIN`, else beside the test bundle.
 func autosamBinary() -> String? {
     if let b = ProcessInfo.processInfo.environment["AUTOSAM_BIN"], FileManager.default.isExecutableFile(atPath: b) { return b }
