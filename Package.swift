@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "NN", "AutoSAM", "Service", "CardiacImaging"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"], exclude: ["Native"]),
         .testTarget(name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "SegmentAnythingTests",

@@ -25,6 +25,8 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// inbox and not claimed again before `until`; the wait doubles with each failure.
     var claimBackoff: [String: (until: Double, failures: Int)] = [:]
     var signalSources: [DispatchSourceSignal] = []
+    /// A study's attempt ended by a journal error: its row may still read `processing`.
+    var journalUnsettled = false
     /// The wall clock (journal times, retry times, refit intervals); a test may set it back or
     /// forward. Intervals measured within a run (quiet periods, back-offs, sleeps, the
     /// watchdog's heartbeat) use the monotonic clock instead, which no clock change moves.
@@ -98,23 +100,33 @@ public final class ServiceDaemon: @unchecked Sendable {
         let watchdog = startWatchdog()
         defer { watchdog?.cancel() }
         var lastStatus = ""
+        var failures = 0
         while !state.stopRequested {
             state.heartbeat()
+            var pause = config.pollInterval
             do {
                 try scanInbox()
-                if try processNext() { continue }
-                if try intakeLabels() { continue }
-                if try maybeRefit() { continue }
+                let busy = try processNext() || intakeLabels() || maybeRefit()
+                // An idle round proves little (it may not have needed the journal at all);
+                // the count of failed rounds ends with one that did work.
+                if busy && failures > 0 {
+                    log.info("loop: working again after \(failures) failed round(s)")
+                    failures = 0
+                }
+                if busy { continue }
             } catch {
-                // The journal or a folder failed; keep going after a pause rather than die.
-                log.error("loop: \(error)")
+                // The journal or a folder failed (a full or failing disk): keep going rather
+                // than die, waiting longer after each failed round (up to the retry back-off).
+                failures += 1
+                pause = max(config.pollInterval, min(config.pollInterval * pow(2, Double(failures)), config.retryBackoffMax, 30))
+                log.error("loop: \(error) (failed round \(failures); next in \(String(format: "%.1f", pause)) s)")
             }
             let status = idleStatus()
             if status != lastStatus {
                 notifier.status(status)
                 lastStatus = status
             }
-            sleepInterruptibly(config.pollInterval)
+            sleepInterruptibly(pause)
         }
         notifier.stopping(status: "stopping")
         log.info("stopped")
@@ -258,9 +270,20 @@ public final class ServiceDaemon: @unchecked Sendable {
 
     /// Processes the next waiting study, if any. Returns whether there was one.
     func processNext() throws -> Bool {
+        if journalUnsettled {
+            // A study that ended by a journal error (EIO, a full disk) may still read
+            // `processing`: nothing else runs now, so it goes back to the queue, as at a restart.
+            for r in try journal.requeueStale(ran: { published($0) != nil }) {
+                log.warning("study #\(r.id): the journal could not record how attempt \(r.attempts) ended; taken up again")
+            }
+            journalUnsettled = false
+        }
         let window = retryWindow
         guard let rec = try journal.nextRunnable(now: window.now, latest: window.latest) else { return false }
-        try process(rec)
+        do { try process(rec) } catch {
+            journalUnsettled = true
+            throw error
+        }
         return true
     }
 
@@ -295,10 +318,13 @@ public final class ServiceDaemon: @unchecked Sendable {
         log.info("study #\(rec.id) (\(kind)): attempt \(rec.attemptNumber)")
         let start = Date()
         let staging = config.outboxPath + "/.staging-\(rec.id)"
+        defer { state.status = "idle" }
+        let outcome: (version: String, report: FunctionReport?)
         do {
             models.refreshIfChanged(log: log)
             let model = try models.current()
             let t0 = Date()
+            try FileTree.readThrough(rec.workPath)
             let input = try StudyInput.read(rec.workPath, rules: config.seriesRules, marker: config.marker)
             let readSeconds = Date().timeIntervalSince(t0)
             var products = try StudyPipeline.compute(
@@ -309,25 +335,41 @@ public final class ServiceDaemon: @unchecked Sendable {
             let prov = provenance(rec, input: input, products: products, model: model)
             try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec))
             FaultInjection.point("publish.renamed")
-            try finish(rec, version: model.version, seconds: Date().timeIntervalSince(start), report: products.report, kind: kind)
+            outcome = (model.version, products.report)
         } catch is StopRequested {
             try? fm.removeItem(atPath: staging)
             try journal.requeue(rec.id, reason: "abandoned at shutdown; redone on the next start")
             log.info("study #\(rec.id): abandoned at shutdown, queued again")
+            return
         } catch let e as OutputWriteError {
             try? fm.removeItem(atPath: staging)
-            let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(rec.writeFailures)))
-            try journal.markRetry(rec.id, reason: e.description, delay: delay)
-            log.error("study #\(rec.id): outputs could not be written (\(redact(e.description, rec))); input kept, retry in \(Int(delay)) s")
+            try retryLater(rec, reason: e.description, what: "outputs could not be written")
+            return
+        } catch let e as InputReadError {
+            try? fm.removeItem(atPath: staging)
+            try retryLater(rec, reason: e.description, what: "the input could not be read from disk")
+            return
         } catch let e as ModelUnavailable {
             try journal.requeue(rec.id, reason: e.description)
             log.error("no model to segment with: \(e.description)")
             sleepInterruptibly(max(config.pollInterval, 5))
+            return
         } catch {
             try? fm.removeItem(atPath: staging)
             try fail(rec, reason: "\(error)")
+            return
         }
-        state.status = "idle"
+        // Outside the block above: an error from here on (the journal's) is the server's, never
+        // a reason to fail the study; the loop settles the study's row once the journal works.
+        try finish(rec, version: outcome.version, seconds: Date().timeIntervalSince(start), report: outcome.report, kind: kind)
+    }
+
+    /// The server, not the study, failed (a write to the outbox, a read of the input): the input
+    /// stays in work/ and the study is tried again after a back-off that doubles with each failure.
+    func retryLater(_ rec: StudyRecord, reason: String, what: String) throws {
+        let delay = min(config.retryBackoffMax, config.retryBackoff * pow(2, Double(rec.writeFailures)))
+        try journal.markRetry(rec.id, reason: reason, delay: delay)
+        log.error("study #\(rec.id): \(what) (\(redact(reason, rec))); input kept, retry in \(Int(delay)) s")
     }
 
     /// Cohort row, archive (or delete) the input, then `done`. Each step can be repeated safely.

@@ -130,6 +130,35 @@ enum FileTree {
         ok = true
     }
 
+    /// Reads every plain file of `path` (a file or a folder) through to its end, so that a disk
+    /// that cannot deliver the input (EIO, a bad sector, a lost network mount) is told apart
+    /// from an input that is malformed: the first is the server's fault and worth retrying,
+    /// the second is the study's. Links and special files are never opened, and any other
+    /// error (a missing file, a permission) is left for the reader to report.
+    static func readThrough(_ path: String) throws {
+        let files: [String]
+        switch EntryType.of(path) {
+        case .folder?: files = walk(path).filter { $0.type == .file }.map { path + "/" + $0.path }
+        case .file?: files = [path]
+        default: return
+        }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        for file in files {
+            let fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                if InputReadError.isTransient(errno) { throw InputReadError(file: file, errno: errno) }
+                continue
+            }
+            defer { close(fd) }
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && InputReadError.isTransient(errno) { throw InputReadError(file: file, errno: errno) }
+                if n <= 0 { break }
+            }
+        }
+    }
+
     /// Removes `path` without following links: a link is unlinked, never its target.
     static func remove(_ path: String) throws {
         guard let type = EntryType.of(path) else { return }
@@ -144,4 +173,14 @@ enum FileTree {
     static func posixError(_ what: String) -> StudyError {
         StudyError("\(what): \(String(cString: strerror(errno)))")
     }
+}
+
+/// An input file could not be read from disk: the study is kept and tried again later.
+struct InputReadError: Error, CustomStringConvertible {
+    var file: String
+    var errno: Int32
+    var description: String { "cannot read \(file) from disk: \(String(cString: strerror(errno)))" }
+
+    /// Errors of the storage, not of the file: a failing disk or a network mount that went away.
+    static func isTransient(_ code: Int32) -> Bool { [EIO, ESTALE, ETIMEDOUT, ENOTCONN, EREMOTEIO].contains(code) }
 }

@@ -260,6 +260,21 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
+    /// Studies left in `processing` by a failed journal write go back to the queue. The attempt
+    /// is not counted (the study did not stop the daemon) unless `ran` says it got as far as
+    /// its outputs.
+    public func requeueStale(ran: (StudyRecord) -> Bool) throws -> [StudyRecord] {
+        try db.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM studies WHERE state = 'processing' ORDER BY id").map(Self.study)
+            for r in rows {
+                try db.execute(sql: "UPDATE studies SET state = 'claimed', attempts = MAX(0, attempts - ?) WHERE id = ?",
+                               arguments: [ran(r) ? 0 : 1, r.id])
+                try event(db, r.id, .claimed, "the journal could not record how attempt \(r.attempts) ended; redone")
+            }
+            return rows
+        }
+    }
+
     /// Studies left in `processing` by a crash go back to the queue (their attempt stays counted).
     public func recoverInterrupted() throws -> [StudyRecord] {
         try db.write { db in
