@@ -45,6 +45,8 @@ import Glibc
             daemon = try DaemonProcessTests.Spawned(binary: try FaultInjectionTests.binary(), config: config, log: root + "/daemon.log", environment: [
                 "LD_PRELOAD": lib, "EIO_INJECT_UNDER": data + "/" + under, "EIO_INJECT_OPS": ops, "EIO_INJECT_SWITCH": switchPath,
                 "AUTOSAM_INBOX_RETRY_BACKOFF_S": "1", "AUTOSAM_INBOX_RETRY_BACKOFF_MAX_S": "2",
+                // Under `make asan` the interposer is loaded before the sanitizer's runtime.
+                "ASAN_OPTIONS": (ProcessInfo.processInfo.environment["ASAN_OPTIONS"].map { $0 + ":" } ?? "") + "verify_asan_link_order=0",
             ])
             #expect(try waitFor(60) { daemon.log.contains("ready in") }, "\(daemon.log)")
         }
