@@ -34,7 +34,36 @@ struct RestrictedUnpickler {
         case storage(StorageRef)
         case tensor(TensorRef)
         case mark
+
+        /// A short description for error messages: never the whole value, which may be nested
+        /// thousands deep (describing it recursed until the stack overflowed: fuzzing).
+        var summary: String {
+            switch self {
+            case .none: return "None"
+            case .bool(let b): return "\(b)"
+            case .int(let i): return "\(i)"
+            case .float(let f): return "\(f)"
+            case .string(let s): return "'\(s.prefix(60))\(s.count > 60 ? "..." : "")'"
+            case .tuple(let t): return "a tuple of \(t.count)"
+            case .list(let l): return "a list of \(l.count)"
+            case .dict(let d, _): return "a dict of \(d.count)"
+            case .global(let m, let n): return "\(m.prefix(60)).\(n.prefix(60))"
+            case .storage: return "a storage"
+            case .tensor: return "a tensor"
+            case .mark: return "a MARK"
+            }
+        }
     }
+
+    /// A value on the stack or in the memo with how deeply it nests (a leaf is 0).
+    struct Entry {
+        var value: Value
+        var depth: Int
+    }
+
+    /// Values nested deeper than this are refused: a state dict nests a few levels, and a
+    /// pickle of 5,000 nested tuples overflowed the stack of whatever walked it (fuzzing).
+    static let maxDepth = 64
 
     static let storageTypes: Set<String> = [
         "FloatStorage", "DoubleStorage", "HalfStorage", "BFloat16Storage", "LongStorage", "IntStorage",
@@ -53,8 +82,8 @@ struct RestrictedUnpickler {
 
     let bytes: [UInt8]
     var pos = 0
-    var stack: [Value] = []
-    var memo: [Int: Value] = [:]
+    var stack: [Entry] = []
+    var memo: [Int: Entry] = [:]
 
     init(_ data: Data) { bytes = [UInt8](data) }
 
@@ -83,38 +112,52 @@ struct RestrictedUnpickler {
         return String(decoding: bytes[pos..<end], as: UTF8.self)
     }
 
-    mutating func pop() throws -> Value {
-        guard let v = stack.popLast() else { throw CheckpointError.malformedPickle("stack underflow at byte \(pos)") }
-        return v
+    mutating func popEntry() throws -> Entry {
+        guard let e = stack.popLast() else { throw CheckpointError.malformedPickle("stack underflow at byte \(pos)") }
+        return e
     }
 
-    mutating func popMark() throws -> [Value] {
-        guard let m = stack.lastIndex(of: .mark) else { throw CheckpointError.malformedPickle("no MARK at byte \(pos)") }
+    mutating func pop() throws -> Value { try popEntry().value }
+
+    mutating func popMark() throws -> [Entry] {
+        guard let m = stack.lastIndex(where: { if case .mark = $0.value { return true } else { return false } }) else {
+            throw CheckpointError.malformedPickle("no MARK at byte \(pos)")
+        }
         let items = Array(stack[(m + 1)...])
         stack.removeSubrange(m...)
         return items
     }
 
+    /// Pushes `value`, which holds `children` (and nests as deep as `atLeast`).
+    mutating func push(_ value: Value, holding children: [Entry] = [], atLeast: Int = 0) throws {
+        let depth = max(atLeast, (children.map(\.depth).max() ?? -1) + 1)
+        guard depth <= Self.maxDepth else {
+            throw CheckpointError.malformedPickle("values nested more than \(Self.maxDepth) deep at byte \(pos)")
+        }
+        stack.append(Entry(value: value, depth: depth))
+    }
+
     static func key(_ v: Value) throws -> String {
-        guard case .string(let s) = v else { throw CheckpointError.malformedPickle("dict key is not a string: \(v)") }
+        guard case .string(let s) = v else { throw CheckpointError.malformedPickle("dict key is not a string: \(v.summary)") }
         return s
     }
 
-    mutating func setItems(_ pairs: [Value]) throws {
-        guard case .dict(var d, var order) = try pop() else { throw CheckpointError.malformedPickle("SETITEMS on a non-dict") }
+    mutating func setItems(_ pairs: [Entry]) throws {
+        let target = try popEntry()
+        guard case .dict(var d, var order) = target.value else { throw CheckpointError.malformedPickle("SETITEMS on a non-dict") }
         var i = 0
         while i + 1 < pairs.count {
-            let k = try Self.key(pairs[i])
+            let k = try Self.key(pairs[i].value)
             if d[k] == nil { order.append(k) }
-            d[k] = pairs[i + 1]
+            d[k] = pairs[i + 1].value
             i += 2
         }
-        stack.append(.dict(d, order: order))
+        try push(.dict(d, order: order), holding: pairs, atLeast: target.depth)
     }
 
     mutating func reduce(_ callable: Value, _ args: Value) throws -> Value {
         guard case .global(let m, let n) = callable, case .tuple(let a) = args else {
-            throw CheckpointError.malformedPickle("REDUCE of \(callable)")
+            throw CheckpointError.malformedPickle("REDUCE of \(callable.summary)")
         }
         switch (m, n) {
         case ("collections", "OrderedDict"):
@@ -143,16 +186,16 @@ struct RestrictedUnpickler {
             case 0x80: _ = try byte()  // PROTO
             case 0x95: _ = try read(8)  // FRAME
             case 0x2E: return try pop()  // STOP
-            case 0x7D: stack.append(.dict([:], order: []))  // EMPTY_DICT
-            case 0x5D: stack.append(.list([]))  // EMPTY_LIST
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
-            case 0x28: stack.append(.mark)  // MARK
-            case 0x4E: stack.append(.none)
-            case 0x88: stack.append(.bool(true))
-            case 0x89: stack.append(.bool(false))
-            case 0x4B: stack.append(.int(Int(try byte())))  // BININT1
-            case 0x4D: stack.append(.int(try uint(2)))  // BININT2
-            case 0x4A: stack.append(.int(Int(Int32(truncatingIfNeeded: try uint(4)))))  // BININT
+            case 0x7D: try push(.dict([:], order: []))  // EMPTY_DICT
+            case 0x5D: try push(.list([]))  // EMPTY_LIST
+            case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
+            case 0x28: try push(.mark)  // MARK
+            case 0x4E: try push(.none)
+            case 0x88: try push(.bool(true))
+            case 0x89: try push(.bool(false))
+            case 0x4B: try push(.int(Int(try byte())))  // BININT1
+            case 0x4D: try push(.int(try uint(2)))  // BININT2
+            case 0x4A: try push(.int(Int(Int32(truncatingIfNeeded: try uint(4)))))  // BININT
             case 0x8A:  // LONG1
                 let n = Int(try byte())
                 guard n <= 8 else { throw CheckpointError.malformedPickle("integer too long") }
@@ -160,63 +203,64 @@ struct RestrictedUnpickler {
                 var v: Int64 = 0
                 for (i, x) in b.enumerated() { v |= Int64(x) << (8 * Int64(i)) }
                 if n > 0 && n < 8 && (b.last! & 0x80) != 0 { v -= Int64(1) << (8 * Int64(n)) }
-                stack.append(.int(Int(v)))
+                try push(.int(Int(v)))
             case 0x47:  // BINFLOAT
                 let b = try read(8)
-                stack.append(.float(Double(bitPattern: b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
-            case 0x58: stack.append(.string(String(decoding: try read(try uint(4)), as: UTF8.self)))  // BINUNICODE
-            case 0x8C: stack.append(.string(String(decoding: try read(Int(try byte())), as: UTF8.self)))  // SHORT_BINUNICODE
-            case 0x55: stack.append(.string(String(decoding: try read(Int(try byte())), as: UTF8.self)))  // SHORT_BINSTRING
-            case 0x54: stack.append(.string(String(decoding: try read(try uint(4)), as: UTF8.self)))  // BINSTRING
+                try push(.float(Double(bitPattern: b.reduce(UInt64(0)) { $0 << 8 | UInt64($1) })))
+            case 0x58: try push(.string(String(decoding: try read(try uint(4)), as: UTF8.self)))  // BINUNICODE
+            case 0x8C: try push(.string(String(decoding: try read(Int(try byte())), as: UTF8.self)))  // SHORT_BINUNICODE
+            case 0x55: try push(.string(String(decoding: try read(Int(try byte())), as: UTF8.self)))  // SHORT_BINSTRING
+            case 0x54: try push(.string(String(decoding: try read(try uint(4)), as: UTF8.self)))  // BINSTRING
             case 0x71: memo[Int(try byte())] = stack.last  // BINPUT
             case 0x72: memo[try uint(4)] = stack.last  // LONG_BINPUT
             case 0x94: memo[memo.count] = stack.last  // MEMOIZE
             case 0x68, 0x6A:  // BINGET, LONG_BINGET
                 let i = op == 0x68 ? Int(try byte()) : try uint(4)
-                guard let v = memo[i] else { throw CheckpointError.malformedPickle("memo \(i) missing") }
-                stack.append(v)
+                guard let e = memo[i] else { throw CheckpointError.malformedPickle("memo \(i) missing") }
+                stack.append(e)
             case 0x63:  // GLOBAL
                 let module = try line(), name = try line()
                 guard Self.allowedGlobal(module, name) else { throw CheckpointError.forbiddenPickle("global \(module).\(name)") }
-                stack.append(.global(module: module, name: name))
+                try push(.global(module: module, name: name))
             case 0x93:  // STACK_GLOBAL
                 let n = try pop(), m = try pop()
                 guard case .string(let name) = n, case .string(let module) = m else { throw CheckpointError.malformedPickle("STACK_GLOBAL") }
                 guard Self.allowedGlobal(module, name) else { throw CheckpointError.forbiddenPickle("global \(module).\(name)") }
-                stack.append(.global(module: module, name: name))
-            case 0x74: stack.append(.tuple(try popMark()))  // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))
-            case 0x86:
-                let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
-            case 0x87:
-                let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
+                try push(.global(module: module, name: name))
+            case 0x74, 0x85, 0x86, 0x87:  // TUPLE, TUPLE1, TUPLE2, TUPLE3
+                var items: [Entry]
+                if op == 0x74 {
+                    items = try popMark()
+                } else {
+                    items = []
+                    for _ in 0..<Int(op - 0x84) { items.insert(try popEntry(), at: 0) }
+                }
+                try push(.tuple(items.map(\.value)), holding: items)
             case 0x51:  // BINPERSID
                 let pid = try pop()
                 guard case .tuple(let t) = pid, t.count == 5, case .string("storage") = t[0],
                     case .global("torch", let dtype) = t[1], case .string(let key) = t[2], case .int(let numel) = t[4]
-                else { throw CheckpointError.forbiddenPickle("persistent id \(pid)") }
-                stack.append(.storage(StorageRef(dtype: dtype, key: key, numel: numel)))
+                else { throw CheckpointError.forbiddenPickle("persistent id \(pid.summary)") }
+                try push(.storage(StorageRef(dtype: dtype, key: key, numel: numel)))
             case 0x52:  // REDUCE
                 let args = try pop(), callable = try pop()
-                stack.append(try reduce(callable, args))
+                try push(try reduce(callable, args))
             case 0x62:  // BUILD: state for an object; state dicts carry `_metadata` here, ignored.
                 _ = try pop()
             case 0x73:  // SETITEM
-                let v = try pop(), k = try pop()
+                let v = try popEntry(), k = try popEntry()
                 try setItems([k, v])
             case 0x75: try setItems(try popMark())  // SETITEMS
             case 0x61:  // APPEND
-                let v = try pop()
-                guard case .list(var l) = try pop() else { throw CheckpointError.malformedPickle("APPEND") }
-                l.append(v)
-                stack.append(.list(l))
+                let v = try popEntry(), target = try popEntry()
+                guard case .list(var l) = target.value else { throw CheckpointError.malformedPickle("APPEND") }
+                l.append(v.value)
+                try push(.list(l), holding: [v], atLeast: target.depth)
             case 0x65:  // APPENDS
-                let items = try popMark()
-                guard case .list(var l) = try pop() else { throw CheckpointError.malformedPickle("APPENDS") }
-                l += items
-                stack.append(.list(l))
+                let items = try popMark(), target = try popEntry()
+                guard case .list(var l) = target.value else { throw CheckpointError.malformedPickle("APPENDS") }
+                l += items.map(\.value)
+                try push(.list(l), holding: items, atLeast: target.depth)
             default:
                 throw CheckpointError.forbiddenPickle(String(format: "opcode 0x%02x at byte %d", op, pos - 1))
             }

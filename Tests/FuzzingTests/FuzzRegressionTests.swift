@@ -41,6 +41,22 @@ import Testing
         #expect(message { try SafeTensors.decode(far) }.contains("truncated") || message { try SafeTensors.decode(far) }.contains("storage"))
     }
 
+    /// 5,000 nested one-item tuples, then a dict key that is not a string: describing the key
+    /// for the error recursed until the stack overflowed. Nesting is now refused past 64
+    /// levels, and errors name a value's kind, never the whole value.
+    @Test func deeplyNestedPickleValuesAreRefusedNotDescribed() throws {
+        func load(_ bytes: [UInt8]) -> String { message { var u = RestrictedUnpickler(Data(bytes)); return try u.load() } }
+        let deep: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 5000) + [0x2E]
+        #expect(load(deep).contains("values nested more than 64 deep"), "\(load(deep).prefix(200))")
+        let shallow: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 64) + [0x2E]
+        #expect(load(shallow) == "no error")
+        // A dict key that is a (nested) tuple: the message says what it is, briefly.
+        let key: [UInt8] = [0x80, 0x02, 0x7D, 0x4E, 0x85, 0x85, 0x4E, 0x73, 0x2E]
+        #expect(load(key).contains("dict key is not a string: a tuple of 1"), "\(load(key))")
+        let found = try Data(contentsOf: URL(fileURLWithPath: FuzzCorpusTests.root + "/regressions/pickle/tuples_nested_5000_deep"))
+        #expect(message { var u = RestrictedUnpickler(found); return try u.load() }.contains("nested more than 64 deep"))
+    }
+
     /// Negative strides read before the storage; a zero stride made a 4-byte storage into a
     /// tensor of 2^40 elements; huge sizes overflowed the element count.
     @Test func checkpointTensorsReachingOutsideTheirStorageAreErrors() {
