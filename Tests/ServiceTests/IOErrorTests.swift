@@ -66,6 +66,17 @@ import Glibc
             return try Data(contentsOf: URL(fileURLWithPath: src))
         }
 
+        /// Turns the fault on, drops patient `n` into the inbox and waits until `reached`.
+        func faultThenDrop(_ n: Int, timeout: Double = 60, until reached: () throws -> Bool) throws -> Data {
+            arm()
+            let bytes = try drop(n)
+            #expect(try waitFor(timeout, "", reached), "\(daemon.log.suffix(3000))")
+            return bytes
+        }
+
+        /// Whether the study has been retried at least twice.
+        func retriedTwice() throws -> Bool { try studies().first?.writeFailures ?? 0 >= 2 }
+
         /// Heals, waits for the study to be done, stops the daemon, and checks that it ended
         /// once: one outputs folder, one cohort row, the input archived whole, nothing left.
         func healAndCheckDoneOnce(_ n: Int, bytes: Data) throws {
@@ -101,9 +112,7 @@ import Glibc
     /// once the disk heals.
     @Test func eioOnTheOutboxKeepsTheStudyUntilTheDiskHeals() throws {
         let rig = try Rig(under: "outbox", ops: "write")
-        rig.arm()
-        let bytes = try rig.drop(16)
-        #expect(try waitFor(60) { try rig.studies().first?.writeFailures ?? 0 >= 2 }, "\(rig.daemon.log.suffix(3000))")
+        let bytes = try rig.faultThenDrop(16, until: rig.retriedTwice)
         let rec = try #require(try rig.studies().first)
         #expect(rec.state != .done && rec.state != .failed)
         #expect(rec.reason?.contains("Input/output error") == true, "\(rec.reason ?? "")")
@@ -119,9 +128,7 @@ import Glibc
     /// deliver it, and completes once the disk heals.
     @Test func eioReadingTheInputRetriesInsteadOfFailingTheStudy() throws {
         let rig = try Rig(under: "work", ops: "read")
-        rig.arm()
-        let bytes = try rig.drop(17)
-        #expect(try waitFor(60) { try rig.studies().first?.writeFailures ?? 0 >= 2 }, "\(rig.daemon.log.suffix(3000))")
+        let bytes = try rig.faultThenDrop(17, until: rig.retriedTwice)
         let rec = try #require(try rig.studies().first)
         #expect(rec.state == .retry || rec.state == .claimed || rec.state == .processing, "\(rec.state)")
         #expect(rec.reason?.contains("from disk: Input/output error") == true, "\(rec.reason ?? "")")
@@ -135,9 +142,7 @@ import Glibc
     /// the inbox with no journal row, and is claimed once the disk heals.
     @Test func eioOnTheWorkFolderLeavesTheStudyInTheInbox() throws {
         let rig = try Rig(under: "work", ops: "write")
-        rig.arm()
-        let bytes = try rig.drop(18)
-        #expect(try waitFor(30) { rig.daemon.log.contains("could not be moved into the work folder") }, "\(rig.daemon.log.suffix(3000))")
+        let bytes = try rig.faultThenDrop(18, timeout: 30) { rig.daemon.log.contains("could not be moved into the work folder") }
         #expect(try rig.studies().isEmpty)
         #expect(try Data(contentsOf: URL(fileURLWithPath: rig.data + "/inbox/p18.nii.gz")) == bytes)
         #expect(rig.injected > 0)
@@ -149,9 +154,7 @@ import Glibc
     /// failed round), and the study is claimed once the disk heals.
     @Test func eioOnTheJournalAtTheClaimLeavesTheStudyInTheInbox() throws {
         let rig = try Rig(under: "journal.sqlite", ops: "write")
-        rig.arm()
-        let bytes = try rig.drop(19)
-        #expect(try waitFor(30) { rig.daemon.log.contains("loop:") && rig.daemon.log.contains("failed round 2") }, "\(rig.daemon.log.suffix(3000))")
+        let bytes = try rig.faultThenDrop(19, timeout: 30) { rig.daemon.log.contains("loop:") && rig.daemon.log.contains("failed round 2") }
         #expect(rig.daemon.process.isRunning)
         #expect(FileManager.default.fileExists(atPath: rig.data + "/inbox/p19.nii.gz"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: rig.data + "/work").isEmpty)
