@@ -6,6 +6,9 @@
 #          scripts/train_default_model.sh [BIN] [WORKDIR]
 # (the embedded head: the context head on 24 training patients, the defaults; the encoder and
 # the extra `fit` options are for candidates such as a LiteMedSAM head, docs/EXPERIMENT.md)
+# The training state is kept in WORKDIR/state after every epoch: run the script again with the
+# same WORKDIR after a stop (a kill, a session's end) and it goes on from the last epoch, to
+# the same model (the embeddings too are cached in WORKDIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release/autosam}
@@ -22,7 +25,7 @@ rm -rf "$WORK/phantoms"
 train=$(printf 'patient%03d,' $(seq 1 "$N")); train=${train%,}
 validation=$(printf 'patient%03d,patient%03d' $((N + 1)) $((N + 2)))
 "$BIN" fit --data "$WORK/phantoms" --train "$train" --validation "$validation" \
-  --head "$HEAD" --encoder "$ENCODER" --epochs "$EPOCHS" --seed 0 --cache "$WORK/cache" --out "$WORK/model" ${EXTRA[@]+"${EXTRA[@]}"}
+  --head "$HEAD" --encoder "$ENCODER" --epochs "$EPOCHS" --seed 0 --cache "$WORK/cache" --state "$WORK/state" --out "$WORK/model" ${EXTRA[@]+"${EXTRA[@]}"}
 mkdir -p Sources/AutoSAM/DefaultModel
 cp "$WORK/model/head.safetensors" "$WORK/model/model.json" Sources/AutoSAM/DefaultModel/
 echo "default model written to Sources/AutoSAM/DefaultModel (work files in $WORK)"

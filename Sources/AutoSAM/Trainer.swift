@@ -112,55 +112,112 @@ public enum Trainer {
         _ head: SegmentationHead, train: [TrainingSample], validation: [TrainingSample], options: TrainingOptions,
         progress: ((EpochReport) -> Void)? = nil
     ) -> [EpochReport] {
-        let params = head.parameters.map(\.1)
-        let opt = Adam(params, learningRate: options.learningRate)
-        var schedule = PlateauSchedule(factor: 0.5, patience: 10)
-        var rng = Initializer(state: options.seed &+ 77)
-        var best = -1.0, bestWeights = params.map(\.value), since = 0
-        var reports: [EpochReport] = []
-        // Views of the same slice, in order of first appearance.
+        let run = TrainingRun(head, train: train, validation: validation, options: options)
+        while run.nextEpoch(progress: progress) {}
+        return run.finish()
+    }
+
+    /// `fit` that keeps its state in `resume.folder` after every epoch and, when the folder
+    /// holds the state of the same run (same options, head and samples), goes on from it: a
+    /// run stopped at any point (kill -9, a session's end) ends with the same model as one that
+    /// never stopped. Returns every epoch's report, those before the stop included. When
+    /// `resume.stopAfter` stops it early, the head holds the last epoch's weights, not the best.
+    public static func fit(
+        _ head: SegmentationHead, train: [TrainingSample], validation: [TrainingSample], options: TrainingOptions,
+        resume: TrainingResume, progress: ((EpochReport) -> Void)? = nil
+    ) throws -> [EpochReport] {
+        let run = TrainingRun(head, train: train, validation: validation, options: options)
+        try resume.restore(run)
+        while run.nextEpoch(progress: progress) {
+            try resume.save(run)
+            if resume.stopAfter?(run.epoch) == true { return run.reports }
+        }
+        try resume.save(run)
+        return run.finish()
+    }
+}
+
+/// One training run, epoch by epoch: the state `Trainer.fit` keeps between epochs, which
+/// `TrainingResume` saves and restores.
+final class TrainingRun {
+    let head: SegmentationHead
+    let train: [TrainingSample], validation: [TrainingSample]
+    let options: TrainingOptions
+    let params: [Variable]
+    let optimizer: Adam
+    var schedule = PlateauSchedule(factor: 0.5, patience: 10)
+    var rng: Initializer
+    var best = -1.0, bestWeights: [Tensor], since = 0
+    var epoch = 0
+    var reports: [EpochReport] = []
+    /// Early stopping was reached (or every epoch ran).
+    var done = false
+    /// Views of the same slice, in order of first appearance.
+    let groups: [[Int]]
+    let rounds: Int
+
+    init(_ head: SegmentationHead, train: [TrainingSample], validation: [TrainingSample], options: TrainingOptions) {
+        self.head = head
+        self.train = train
+        self.validation = validation
+        self.options = options
+        params = head.parameters.map(\.1)
+        optimizer = Adam(params, learningRate: options.learningRate)
+        rng = Initializer(state: options.seed &+ 77)
+        bestWeights = params.map(\.value)
         var groupIndex: [String: Int] = [:], groups: [[Int]] = []
         for (i, s) in train.enumerated() {
             guard let key = s.slice else { groups.append([i]); continue }
             if let g = groupIndex[key] { groups[g].append(i) } else { groupIndex[key] = groups.count; groups.append([i]) }
         }
-        let rounds = max(1, (options.minimumEpochSamples + groups.count - 1) / max(1, groups.count))
-        for epoch in 1...max(1, options.epochs) {
-            let start = Date()
-            // One view of each slice (seeded; several rounds when an epoch must hold more
-            // samples), in a seeded shuffle: a rerun gives the same model.
-            var order: [Int] = []
-            for _ in 0..<rounds {
-                order += groups.map { g in g[g.count == 1 ? 0 : Int((rng.uniform() + 1) / 2 * Float(g.count)) % g.count] }
-            }
-            for i in stride(from: order.count - 1, to: 0, by: -1) {
-                let j = Int((rng.uniform() + 1) / 2 * Float(i + 1)) % (i + 1)
-                order.swapAt(i, j)
-            }
-            var total: Float = 0
-            for batchStart in stride(from: 0, to: order.count, by: options.batchSize) {
-                let batch = Array(order[batchStart..<min(order.count, batchStart + options.batchSize)])
-                let lossValue = accumulateGradients(
-                    head, embeddings: batch.map { train[$0].embedding }, labels: batch.map { train[$0].labels })
-                total += lossValue * Float(batch.count)
-                opt.update()
-            }
-            let meanLoss = total / Float(max(1, order.count))
-            let vd = validation.isEmpty ? 1 - Double(meanLoss) : dice(head, validation)
-            let rate = schedule.step(validation.isEmpty ? meanLoss : Float(1 - vd), optimizer: opt)
-            let report = EpochReport(
-                epoch: epoch, loss: meanLoss, validationDice: vd, learningRate: rate, seconds: Date().timeIntervalSince(start), samples: order.count)
-            reports.append(report)
-            progress?(report)
-            if vd > best {
-                best = vd
-                bestWeights = params.map(\.value)
-                since = 0
-            } else {
-                since += 1
-                if since >= options.patience { break }
-            }
+        self.groups = groups
+        rounds = max(1, (options.minimumEpochSamples + groups.count - 1) / max(1, groups.count))
+    }
+
+    /// Trains one epoch; false when the run had already ended (early stopping, or every epoch).
+    func nextEpoch(progress: ((EpochReport) -> Void)?) -> Bool {
+        guard !done, epoch < max(1, options.epochs) else { done = true; return false }
+        epoch += 1
+        let start = Date()
+        // One view of each slice (seeded; several rounds when an epoch must hold more
+        // samples), in a seeded shuffle: a rerun gives the same model.
+        var order: [Int] = []
+        for _ in 0..<rounds {
+            order += groups.map { g in g[g.count == 1 ? 0 : Int((rng.uniform() + 1) / 2 * Float(g.count)) % g.count] }
         }
+        for i in stride(from: order.count - 1, to: 0, by: -1) {
+            let j = Int((rng.uniform() + 1) / 2 * Float(i + 1)) % (i + 1)
+            order.swapAt(i, j)
+        }
+        var total: Float = 0
+        for batchStart in stride(from: 0, to: order.count, by: options.batchSize) {
+            let batch = Array(order[batchStart..<min(order.count, batchStart + options.batchSize)])
+            let lossValue = Trainer.accumulateGradients(
+                head, embeddings: batch.map { train[$0].embedding }, labels: batch.map { train[$0].labels })
+            total += lossValue * Float(batch.count)
+            optimizer.update()
+        }
+        let meanLoss = total / Float(max(1, order.count))
+        let vd = validation.isEmpty ? 1 - Double(meanLoss) : Trainer.dice(head, validation)
+        let rate = schedule.step(validation.isEmpty ? meanLoss : Float(1 - vd), optimizer: optimizer)
+        let report = EpochReport(
+            epoch: epoch, loss: meanLoss, validationDice: vd, learningRate: rate, seconds: Date().timeIntervalSince(start), samples: order.count)
+        reports.append(report)
+        progress?(report)
+        if vd > best {
+            best = vd
+            bestWeights = params.map(\.value)
+            since = 0
+        } else {
+            since += 1
+            if since >= options.patience { done = true }
+        }
+        if epoch >= max(1, options.epochs) { done = true }
+        return true
+    }
+
+    /// The best epoch's weights into the head; every epoch's report.
+    func finish() -> [EpochReport] {
         for (p, w) in zip(params, bestWeights) { p.value = w }
         return reports
     }

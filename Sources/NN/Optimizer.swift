@@ -19,6 +19,25 @@ public final class Adam {
         v = m
     }
 
+    /// Everything an update depends on besides the parameters: saved with a training run's
+    /// state so that a stopped run goes on exactly as if it had not stopped.
+    public struct State: Sendable {
+        public var learningRate: Float
+        public var step: Int
+        public var m: [[Float]], v: [[Float]]
+    }
+
+    public var state: State {
+        get { State(learningRate: learningRate, step: step, m: m, v: v) }
+        set {
+            precondition(newValue.m.map(\.count) == m.map(\.count) && newValue.v.map(\.count) == v.map(\.count), "Adam state of other shapes")
+            learningRate = newValue.learningRate
+            step = newValue.step
+            m = newValue.m
+            v = newValue.v
+        }
+    }
+
     /// One update from the parameters' accumulated gradients, which it then clears.
     public func update() {
         step += 1
@@ -50,7 +69,7 @@ public final class Adam {
 
 /// ReduceLROnPlateau (mode min): multiplies the rate by `factor` after `patience` epochs
 /// without improvement of more than `threshold` (relative).
-public struct PlateauSchedule {
+public struct PlateauSchedule: Codable, Sendable {
     public var factor: Float = 0.5
     public var patience = 5
     public var threshold: Float = 1e-4

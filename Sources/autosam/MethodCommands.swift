@@ -24,6 +24,7 @@ struct FitCommand: ParsableCommand {
     @Option(help: "Fewest samples per epoch: every slice's views are drawn again until an epoch holds this many (0: one view per slice, the paper's epoch).") var epochSamples = TrainingOptions.fewShotEpochSamples
     @Option(help: "Seed.") var seed: UInt64 = 0
     @Option(help: "Start from this model folder's head (same kind, encoder and plan) instead of a fresh one.") var initModel: String?
+    @Option(help: "Keep the training state in this folder after every epoch, and go on from it when it holds the state of the same run (a stopped run ends with the same model as one that never stopped).") var state: String?
     @Flag(help: "Train on the plain slices only (no augmented views: fewer encoder runs).") var noAugment = false
     @Option(help: "Augmented views per training slice (default 16; each is one encoder run per slice).") var views: Int?
     @Option(help: "Elastic deformation of the training views: standard deviation of the smooth displacement in mm (default 0: off).") var elastic: Double?
@@ -89,12 +90,20 @@ struct FitCommand: ParsableCommand {
         options.patience = patience
         options.minimumEpochSamples = epochSamples
         options.seed = seed
-        let reports = Trainer.fit(model, train: trainS, validation: valS, options: options) { r in
+        let progress: (EpochReport) -> Void = { [valS, epochs] r in
             let left = r.seconds * Double(epochs - r.epoch)
             // Without validation patients the trainer ranks epochs by training loss instead.
             let val = valS.isEmpty ? "no validation" : String(format: "val Dice %.4f", r.validationDice)
             print(String(format: "epoch %3d  loss %.4f  %@  lr %.2g  %.1f s/epoch, ~%.0f s left", r.epoch, r.loss, val, r.learningRate, r.seconds, left))
             fflush(nil)  // progress reaches logs as it happens
+        }
+        let reports: [EpochReport]
+        if let state {
+            let resume = TrainingResume(folder: state)
+            if let epoch = resume.savedEpoch { print("going on from epoch \(epoch) saved in \(state)") }
+            reports = try Trainer.fit(model, train: trainS, validation: valS, options: options, resume: resume, progress: progress)
+        } else {
+            reports = Trainer.fit(model, train: trainS, validation: valS, options: options, progress: progress)
         }
         let best = reports.map(\.validationDice).max() ?? .nan
         let meta = HeadMetadata(
