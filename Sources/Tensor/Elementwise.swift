@@ -11,16 +11,6 @@ public enum Ops {
         }
     }
 
-    /// In place: x += bias over the last dimension.
-    public static func addBias(_ x: inout Tensor, _ bias: Tensor) {
-        let n = bias.count
-        x.data.withUnsafeMutableBufferPointer { xp in
-            bias.data.withUnsafeBufferPointer { bp in
-                for r in 0..<(xp.count / n) { for c in 0..<n { xp[r * n + c] += bp[c] } }
-            }
-        }
-    }
-
     /// GELU, the erf form of nn.GELU() (erf to ~1e-7 absolute).
     public static func gelu(_ x: inout Tensor) {
         // The buffer is taken once, outside the parallel region: tasks touch disjoint ranges.

@@ -10,10 +10,6 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     /// an opt-in speed mode whose error is measured, not assumed (docs/PERFORMANCE.md).
     case bf16
 
-    /// From AUTOSAM_PRECISION, fp32 by default.
-    public static let fromEnvironment: Precision =
-        ProcessInfo.processInfo.environment["AUTOSAM_PRECISION"].flatMap(Precision.init(rawValue:)) ?? .fp32
-
     /// What a request gets on this CPU: bf16 only where oneDNN makes bfloat16 products (AVX-512
     /// CPUs), else fp32 with one line that says so, for the log, `autosam info` and provenance.
     public static func resolve(_ requested: Precision, bf16Available: Bool = CPUCapabilities.bf16Available) -> PrecisionChoice {
