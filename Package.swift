@@ -1,8 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers (lower never imports higher): C wrappers -> CardiacImaging -> autosam (CLI).
-// See docs/ARCHITECTURE.md for the full plan and what each target owns.
+// Layers (lower never imports higher): the C wrappers; Tensor -> NN -> SegmentAnything, and
+// CardiacImaging; AutoSAM on both; QC; Service; then the executables (autosam, autosam-fuzz
+// through Fuzzing). Every target declares each module it imports.
+// docs/ARCHITECTURE.md says what each target owns.
 let package = Package(
     name: "autosam",
     platforms: [.macOS(.v14)],
@@ -107,7 +109,7 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: [
-                "CardiacImaging", "AutoSAM", "QC",
+                "CardiacImaging", "AutoSAM", "QC", "Tensor",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
@@ -115,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "autosam",
             dependencies: [
-                "CardiacImaging", "SegmentAnything", "AutoSAM", "QC", "Service",
+                "CardiacImaging", "SegmentAnything", "AutoSAM", "QC", "Service", "NN", "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -129,13 +131,15 @@ let package = Package(
         ),
         .executableTarget(name: "autosam-fuzz", dependencies: ["Fuzzing"], swiftSettings: [.swiftLanguageMode(.v5)]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "NN", "AutoSAM", "Service", "CardiacImaging"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "CKernels"]),
         .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"], exclude: ["Native"]),
-        .testTarget(name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging", "SegmentAnything", "CDNNL"],
+            resources: [.copy("Fixtures")]),
         .testTarget(
             name: "SegmentAnythingTests",
-            dependencies: ["SegmentAnything", "NN", "Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            dependencies: ["SegmentAnything", "NN", "Tensor", "CKernels", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
