@@ -128,11 +128,12 @@ public enum Trainer {
     ) throws -> [EpochReport] {
         let run = TrainingRun(head, train: train, validation: validation, options: options)
         try resume.restore(run)
+        // Each epoch's save records whether the run ended with it; a finished run restored
+        // here trains nothing and is not saved again.
         while run.nextEpoch(progress: progress) {
             try resume.save(run)
             if resume.stopAfter?(run.epoch) == true { return run.reports }
         }
-        try resume.save(run)
         return run.finish()
     }
 }

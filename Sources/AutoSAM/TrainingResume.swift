@@ -1,4 +1,5 @@
 import CardiacImaging
+import Crypto
 import Foundation
 import NN
 import Tensor
@@ -56,9 +57,7 @@ public struct TrainingResume: Sendable {
     }
 
     static func digest(_ data: Data) -> String {
-        var h: UInt64 = 1469598103934665603
-        for b in data { h = (h ^ UInt64(b)) &* 1099511628211 }
-        return String(h, radix: 16)
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
     }
 
     /// The last whole epoch saved in the folder, if it holds a state.

@@ -164,7 +164,7 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// are removed, and a refit that was running is closed as abandoned.
     func recover() throws {
         try journal.closeInterruptedRefits()
-        for r in try journal.recoverInterrupted() {
+        for r in try journal.requeueProcessing(counts: { _ in true }, why: { "interrupted during attempt \($0); redone" }) {
             log.warning("study #\(r.id) was interrupted during attempt \(r.attempts); it will be redone")
         }
         let fm = FileManager.default
@@ -273,7 +273,8 @@ public final class ServiceDaemon: @unchecked Sendable {
         if journalUnsettled {
             // A study that ended by a journal error (EIO, a full disk) may still read
             // `processing`: nothing else runs now, so it goes back to the queue, as at a restart.
-            for r in try journal.requeueStale(ran: { published($0) != nil }) {
+            for r in try journal.requeueProcessing(counts: { published($0) != nil },
+                                                   why: { "the journal could not record how attempt \($0) ended; redone" }) {
                 log.warning("study #\(r.id): the journal could not record how attempt \(r.attempts) ended; taken up again")
             }
             journalUnsettled = false

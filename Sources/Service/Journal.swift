@@ -260,28 +260,17 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
-    /// Studies left in `processing` by a failed journal write go back to the queue. The attempt
-    /// is not counted (the study did not stop the daemon) unless `ran` says it got as far as
-    /// its outputs.
-    public func requeueStale(ran: (StudyRecord) -> Bool) throws -> [StudyRecord] {
+    /// Studies left in `processing` go back to the queue: after a crash (at start-up; the
+    /// attempt stays counted, toward `inbox.max_attempts`), or after a journal write failed
+    /// mid-study (in the same run; the attempt is not counted unless `counts` says it got as
+    /// far as its outputs). `why` is the event's text for a study's attempt number.
+    public func requeueProcessing(counts: (StudyRecord) -> Bool, why: (Int) -> String) throws -> [StudyRecord] {
         try db.write { db in
             let rows = try Row.fetchAll(db, sql: "SELECT * FROM studies WHERE state = 'processing' ORDER BY id").map(Self.study)
             for r in rows {
                 try db.execute(sql: "UPDATE studies SET state = 'claimed', attempts = MAX(0, attempts - ?) WHERE id = ?",
-                               arguments: [ran(r) ? 0 : 1, r.id])
-                try event(db, r.id, .claimed, "the journal could not record how attempt \(r.attempts) ended; redone")
-            }
-            return rows
-        }
-    }
-
-    /// Studies left in `processing` by a crash go back to the queue (their attempt stays counted).
-    public func recoverInterrupted() throws -> [StudyRecord] {
-        try db.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM studies WHERE state = 'processing' ORDER BY id").map(Self.study)
-            for r in rows {
-                try db.execute(sql: "UPDATE studies SET state = 'claimed' WHERE id = ?", arguments: [r.id])
-                try event(db, r.id, .claimed, "interrupted during attempt \(r.attempts); redone")
+                               arguments: [counts(r) ? 0 : 1, r.id])
+                try event(db, r.id, .claimed, why(r.attempts))
             }
             return rows
         }
