@@ -16,15 +16,36 @@ public final class FrozenEncoder: @unchecked Sendable {
     /// The checkpoint file, nil for seeded random weights.
     let source: String?
 
-    /// `source` is a checkpoint path, "litemedsam" (the checkpoint scripts/fetch_weights.sh
-    /// fetched into `Weights.folder`), or a registered size name for seeded random weights
-    /// (the demo encoder: no download needed).
+    /// What an encoder argument names: a checkpoint file, or a size of seeded random weights.
+    public enum Source: Equatable, Sendable {
+        /// `official`: the name "litemedsam", whose file must be the official checkpoint.
+        case checkpoint(path: String, official: Bool)
+        case random(SAMConfig)
+    }
+
+    /// Resolves an encoder argument. "litemedsam" is the checkpoint scripts/fetch_weights.sh
+    /// fetched into `Weights.folder`; a registered size name (demo, vit_b, ...) always means
+    /// seeded random weights, even where a file or folder of that name sits in the working
+    /// directory (write ./demo for such a file); anything else must be a checkpoint file.
+    public static func resolve(_ requested: String) throws -> Source {
+        if requested == Weights.liteMedSAMName { return .checkpoint(path: try Weights.liteMedSAMPath(), official: true) }
+        if let c = SAMConfig.named(requested) { return .random(c) }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: requested, isDirectory: &isFolder) else {
+            throw CheckpointError.unreadable(path: requested, reason: "no such file, and not an encoder name (\(Weights.liteMedSAMName), \(SAMConfig.registry.keys.sorted().joined(separator: ", ")))")
+        }
+        if isFolder.boolValue {
+            throw CheckpointError.unreadable(path: requested, reason: "a folder, not a checkpoint file (.pth or .safetensors)")
+        }
+        return .checkpoint(path: requested, official: false)
+    }
+
+    /// `source`: see `resolve`.
     public init(source requested: String, precision: Precision = .fp32) throws {
-        let named = requested == Weights.liteMedSAMName
-        let source = named ? try Weights.liteMedSAMPath() : requested
-        if FileManager.default.fileExists(atPath: source) {
+        switch try Self.resolve(requested) {
+        case let .checkpoint(source, official):
             let id = try CheckpointIdentity.of(source)
-            if named, id.sha256 != Weights.liteMedSAMSHA256 {
+            if official, id.sha256 != Weights.liteMedSAMSHA256 {
                 throw CheckpointError.unreadable(path: source, reason: "SHA-256 \(id.sha256), not the official LiteMedSAM checkpoint's \(Weights.liteMedSAMSHA256): fetch it again with scripts/fetch_weights.sh")
             }
             let t = try SAMCheckpoint.tensors(source)
@@ -32,7 +53,7 @@ public final class FrozenEncoder: @unchecked Sendable {
             identity = "\(config.name) \(id.sha256)"
             encoder = try ImageEncoders.load(config: config, weights: ParameterStore(t), precision: precision)
             self.source = source
-        } else if let c = SAMConfig.named(source) {
+        case let .random(c):
             config = c
             // The size's shape is part of the identity: a changed size never reuses old
             // cache entries or accepts heads trained on the old one.
@@ -41,8 +62,6 @@ public final class FrozenEncoder: @unchecked Sendable {
             encoder = try ImageEncoderViT(
                 config: c, weights: RandomWeights.imageEncoder(c, seed: 1, patchBiasStd: Self.patchBiasStd), precision: precision)
             self.source = nil
-        } else {
-            throw CheckpointError.unreadable(path: source, reason: "neither a checkpoint file nor a size name (\(SAMConfig.registry.keys.sorted().joined(separator: ", ")))")
         }
     }
 

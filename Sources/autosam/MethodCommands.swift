@@ -263,11 +263,11 @@ struct FitBench: ParsableCommand {
 
     func run() throws {
         let c: SAMConfig, sam: [String: Tensor]
-        if FileManager.default.fileExists(atPath: encoder) {
-            sam = try SAMCheckpoint.tensors(encoder)
+        switch try FrozenEncoder.resolve(encoder) {
+        case let .checkpoint(path, _):
+            sam = try SAMCheckpoint.tensors(path)
             c = try SAMCheckpoint.inferConfig(sam)
-        } else {
-            guard let named = SAMConfig.named(encoder) else { throw ValidationError("no checkpoint or size named \(encoder)") }
+        case let .random(named):
             c = named
             sam = head == .autosam ? RandomWeights.promptEncoderAndMaskDecoder(c, seed: 1) : [:]
         }

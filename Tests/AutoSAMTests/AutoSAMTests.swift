@@ -5,12 +5,33 @@ import Testing
 @testable import AutoSAM
 @testable import NN
 @testable import Tensor
+import SegmentAnything
 
 @Suite struct AutoSAMTests {
     func tempDir() throws -> String {
         let d = NSTemporaryDirectory() + "autosam-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
         return d
+    }
+
+    /// An encoder argument: a registered name is a name, a folder is refused as one, a file
+    /// is a checkpoint. (A folder named "demo" in the working directory used to be opened as
+    /// the checkpoint and failed with a bare "Is a directory".)
+    @Test func encoderArgumentsResolveToNamesOrCheckpointFiles() throws {
+        #expect(try FrozenEncoder.resolve("demo") == .random(SAMConfig.named("demo")!))
+        let dir = try tempDir()
+        let folder = dir + "/demo"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        #expect(throws: CheckpointError.self) { try FrozenEncoder.resolve(folder) }
+        do { _ = try FrozenEncoder.resolve(folder); Issue.record("a folder was accepted") } catch {
+            #expect("\(error)".contains("a folder, not a checkpoint file"))
+        }
+        do { _ = try FrozenEncoder.resolve(dir + "/missing.pth"); Issue.record("a missing file was accepted") } catch {
+            #expect("\(error)".contains("no such file") && "\(error)".contains("vit_b"))
+        }
+        let file = dir + "/model.pth"
+        try Data([0]).write(to: URL(fileURLWithPath: file))
+        #expect(try FrozenEncoder.resolve(file) == .checkpoint(path: file, official: false))
     }
 
     @Test func cacheRoundTripAndCorruptEntryIsRecomputed() throws {
