@@ -34,7 +34,7 @@ import Testing
         func ef(_ t: PhantomTruth) -> Double { 100 * (t.ed.lvDiscML - t.es.lvDiscML) / t.ed.lvDiscML }
         for t in truths {
             let p = t.parameters
-            #expect((6...12).contains(p.nz) && (10...30).contains(p.nt))
+            #expect((6...16).contains(p.nz) && (10...30).contains(p.nt))
             #expect((160...256).contains(p.nx) && (160...256).contains(p.ny))
             #expect(p.pixelSpacing >= 1.2 && p.pixelSpacing <= 1.9 && p.sliceSpacing >= 6 && p.sliceSpacing <= 10)
             // ED is the largest LV volume of the cycle and ES the smallest.
@@ -82,6 +82,21 @@ import Testing
         }
         #expect(rvNextToLV == 0)
         #expect(t.parameters.nz == slices.count)
+    }
+
+    /// Stacks reach beyond the ventricles as clinical stacks do: some start above the base,
+    /// where the RV outflow is labelled RV but no LV is (the atria are background), and some
+    /// end below the apex with no labels at all.
+    @Test func someStacksCoverMoreThanTheVentricles() {
+        var aboveBase = 0, belowApex = 0
+        for n in 1...12 {
+            let ed = PhantomGenerator.groundTruth(patient: n, seed: 21, frame: 0).slices()
+            func count(_ s: Slice2D<UInt8>, _ l: UInt8) -> Int { s.pixels.filter { $0 == l }.count }
+            if let first = ed.first, count(first, 3) == 0, count(first, 2) == 0, count(first, 1) > 0 { aboveBase += 1 }
+            if let last = ed.last, last.pixels.allSatisfy({ $0 == 0 }) { belowApex += 1 }
+        }
+        #expect(aboveBase >= 2, "stacks starting above the LV base with RV outflow: \(aboveBase) of 12")
+        #expect(belowApex >= 2, "stacks ending below the apex: \(belowApex) of 12")
     }
 
     @Test func writesACDCLayoutThatReadsBack() throws {

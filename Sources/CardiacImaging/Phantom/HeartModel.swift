@@ -51,6 +51,9 @@ public struct HeartModel: Sendable {
         /// Allowed radial interval (ventricle side of the valve plane) per sector.
         public var cutLo: [Double]
         public var cutHi: [Double]
+        /// The same for the RV, whose outflow reaches above the LV's valve plane.
+        public var rvCutLo: [Double]
+        public var rvCutHi: [Double]
         /// Long-axis position relative to the current base (for papillary muscles etc).
         public var depth: Double
         public var cavityLength: Double
@@ -63,8 +66,9 @@ public struct HeartModel: Sendable {
         }
 
         /// Area (mm^2) of the radial band [lo(b), hi(b)) clipped to the ventricle side.
-        func area(_ lo: [Double], _ hi: [Double]) -> Double {
+        func area(_ lo: [Double], _ hi: [Double], rv: Bool = false) -> Double {
             var sum = 0.0
+            let cutLo = rv ? rvCutLo : cutLo, cutHi = rv ? rvCutHi : cutHi
             for b in 0..<HeartModel.bins {
                 let a = max(lo[b], cutLo[b]), c = min(hi[b], cutHi[b])
                 if c > a { sum += c * c - a * a }
@@ -74,7 +78,7 @@ public struct HeartModel: Sendable {
 
         public var lvArea: Double { area([Double](repeating: 0, count: HeartModel.bins), endo) }
         public var myoArea: Double { area(endo, epi) }
-        public var rvArea: Double { area(epi, rv) }
+        public var rvArea: Double { area(epi, rv, rv: true) }
     }
 
     /// Smallest signed angle between two directions.
@@ -134,10 +138,17 @@ public struct HeartModel: Sendable {
         let rvProfile = profile(depth, length: p.rvLength - base)
         // Ventricle side of the valve plane: u . x <= d along direction u.
         let d = depth / tan(p.valveTilt) + p.valveOffset
+        let dRV = (depth + p.rvOutflowRise) / tan(p.valveTilt) + p.valveOffset
+        let zeros = [Double](repeating: 0, count: n)
         var out = Slice(
-            endo: .init(repeating: 0, count: n), epi: .init(repeating: 0, count: n),
-            rv: .init(repeating: 0, count: n), cutLo: .init(repeating: 0, count: n),
-            cutHi: .init(repeating: 0, count: n), depth: depth, cavityLength: length)
+            endo: zeros, epi: zeros, rv: zeros, cutLo: zeros, cutHi: zeros, rvCutLo: zeros, rvCutHi: zeros,
+            depth: depth, cavityLength: length)
+        /// The radial interval of sector b on the ventricle side of a plane at distance d.
+        func cut(_ d: Double, _ cu: Double) -> (Double, Double) {
+            if cu > 1e-12 { return (0, d > 0 ? d / cu : 0) }
+            if cu < -1e-12 { return (d >= 0 ? 0 : d / cu, .infinity) }
+            return (0, d >= 0 ? .infinity : 0)
+        }
         let endoProfile = p.lvRadius * profile(depth, length: length) * endoScale
         let rvHeight = p.rvThickness * rvProfile * rvScale
         for b in 0..<n {
@@ -150,17 +161,8 @@ public struct HeartModel: Sendable {
             out.endo[b] = endo
             out.epi[b] = epi
             out.rv[b] = epi + rvHeight * rvBumpTable[b]
-            let cu = valveCosTable[b]
-            if cu > 1e-12 {
-                out.cutLo[b] = 0
-                out.cutHi[b] = d > 0 ? d / cu : 0
-            } else if cu < -1e-12 {
-                out.cutLo[b] = d >= 0 ? 0 : d / cu
-                out.cutHi[b] = .infinity
-            } else {
-                out.cutLo[b] = 0
-                out.cutHi[b] = d >= 0 ? .infinity : 0
-            }
+            (out.cutLo[b], out.cutHi[b]) = cut(d, valveCosTable[b])
+            (out.rvCutLo[b], out.rvCutHi[b]) = cut(dRV, valveCosTable[b])
         }
         return out
     }
@@ -187,7 +189,7 @@ public struct HeartModel: Sendable {
         let h = p.sliceSpacing / 1000
         // Continuous: trapezoid rule over the whole heart with 0.5 mm steps.
         let step = 0.5
-        let start = -p.valveOffset * tan(p.valveTilt) - 60, end = p.cavityLength + p.apexCap + 1
+        let start = -(p.valveOffset * tan(p.valveTilt) + p.rvOutflowRise) - 60, end = p.cavityLength + p.apexCap + 1
         var clv = 0.0, crv = 0.0, cmyo = 0.0
         var s = start
         while s <= end {

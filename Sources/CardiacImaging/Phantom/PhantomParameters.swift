@@ -55,6 +55,9 @@ public struct PhantomParameters: Codable, Sendable {
     public var valveTiltDirection: Double
     public var valveTilt: Double
     public var valveOffset: Double
+    /// How far the RV's outflow reaches above the LV's valve plane (its own valve plane sits
+    /// this much higher, towards the pulmonary valve): basal slices show RV above the LV.
+    public var rvOutflowRise: Double
 
     // Papillary muscles
     public var papillaryAngles: [Double]
@@ -106,7 +109,7 @@ public struct PhantomParameters: Codable, Sendable {
             rvThickness: r.uniform(24, 32), rvLength: cavityLength * r.uniform(0.6, 0.8),
             rvEsScale: r.uniform(0.45, 0.6),
             valveTiltDirection: r.uniform(0, 2 * Double.pi), valveTilt: r.uniform(0.25, 0.5),
-            valveOffset: r.uniform(0, 8),
+            valveOffset: r.uniform(0, 8), rvOutflowRise: 0,
             papillaryAngles: [r.uniform(2.3, 2.8), r.uniform(3.5, 4.0)],
             papillaryRadius: r.uniform(3.5, 5.5),
             intensityScale: r.uniform(250, 1400), bloodIntensity: 1,
@@ -147,6 +150,18 @@ public struct PhantomParameters: Codable, Sendable {
         let slackX = max(0, fovX / 2 - extent), slackY = max(0, fovY / 2 - extent)
         p.centerX = fovX / 2 + r.uniform(-0.5, 0.5) * slackX
         p.centerY = fovY / 2 + r.uniform(-0.5, 0.5) * slackY
+        // Drawn last so that the draws above stay as they were. A stack also covers what
+        // lies beyond the ventricles, as clinical stacks do: up to two slices above the base
+        // (atria, aortic root, the RV outflow) and up to two below the apex (no heart).
+        p.rvOutflowRise = r.uniform(6, 20)
+        let above = r.int(0, 2), below = r.int(0, 2)
+        p.firstSlicePosition -= Double(above) * sliceSpacing
+        p.nz += above + below
+        // Wider shapes than the groups' own ranges, so that a head does not learn one shape.
+        p.lvEllipticity = min(1, p.lvEllipticity * r.uniform(0.88, 1.04))
+        p.rvThickness *= r.uniform(0.8, 1.25)
+        p.rvSpan = min(3.3, p.rvSpan * r.uniform(0.9, 1.15))
+        p.rvDirection += r.uniform(-0.25, 0.25)
         return p
     }
 }

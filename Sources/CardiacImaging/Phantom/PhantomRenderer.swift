@@ -78,9 +78,12 @@ struct PhantomRenderer {
                 let r = (hx * hx + hy * hy).squareRoot()
                 let b = HeartModel.Slice.sector(ofAngle: atan2(hy, hx))
                 let allowed = r >= sl.cutLo[b] && r < sl.cutHi[b]
+                let rvAllowed = r >= sl.rvCutLo[b] && r < sl.rvCutHi[b]
                 var tissue: Tissue
                 if r < sl.rv[b] || r < sl.epi[b] {
-                    if !allowed {
+                    if r >= sl.epi[b] && rvAllowed {
+                        tissue = .rvBlood
+                    } else if !allowed {
                         tissue = .atrium
                     } else if r < sl.endo[b] {
                         tissue = .lvBlood
@@ -100,7 +103,7 @@ struct PhantomRenderer {
                     } else {
                         tissue = .rvBlood
                     }
-                } else if r < sl.rv[b] + 2.5 && sl.rv[b] > sl.epi[b] + 0.5 && allowed {
+                } else if r < sl.rv[b] + 2.5 && sl.rv[b] > sl.epi[b] + 0.5 && rvAllowed {
                     tissue = .rvWall
                 } else {
                     // Outside the heart.
