@@ -62,7 +62,7 @@ let package = Package(
         ),
         .target(
             name: "CardiacImaging",
-            dependencies: ["CNIfTI", "CBLAS", "CDicom"],
+            dependencies: ["CNIfTI", "CDicom"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         // Dense Float32 tensors, GEMM through the BLAS, the kernels the models need.

@@ -32,7 +32,7 @@ final class ModelProvider: @unchecked Sendable {
     func load(log: ServiceLog) throws {
         let t = Date()
         do {
-            encoder = try FrozenEncoder(source: config.encoder, precision: config.precision == "bf16" ? .bf16 : .fp32)
+            encoder = try FrozenEncoder(source: config.encoder, precision: config.precision)
         } catch {
             throw ModelUnavailable(description: "cannot load the encoder '\(config.encoder)': \(error)")
         }

@@ -1,4 +1,5 @@
 import AutoSAM
+import Tensor
 import CardiacImaging
 import Foundation
 import TOMLKit
@@ -49,7 +50,7 @@ public struct ServiceConfig: Sendable {
     /// A head folder to serve when the model store has no current version; empty: the
     /// embedded default head.
     public var head = ""
-    public var precision = "fp32"
+    public var precision: Precision = .fp32
 
     // [inbox]
     public var quietPeriod: Double = 30
@@ -121,7 +122,7 @@ public struct ServiceConfig: Sendable {
         ("paths", "journal", { $0.journal = try $1.string() }),
         ("model", "encoder", { $0.encoder = try $1.string() }),
         ("model", "head", { $0.head = try $1.string() }),
-        ("model", "precision", { $0.precision = try $1.oneOf(["fp32", "bf16"]) }),
+        ("model", "precision", { $0.precision = Precision(rawValue: try $1.oneOf(Precision.allCases.map(\.rawValue)))! }),
         ("inbox", "quiet_period_s", { $0.quietPeriod = try $1.double(min: 0) }),
         ("inbox", "marker", { $0.marker = try $1.string() }),
         ("inbox", "poll_interval_s", { $0.pollInterval = try $1.double(min: 0.05) }),

@@ -11,6 +11,16 @@ public enum GEMMBackend: String, Sendable, CaseIterable {
 }
 
 /// Matrix products (row-major sgemm) through the chosen backend.
+extension GEMM {
+    /// OpenBLAS's own description of its build and the core type it runs, for `autosam info`.
+    public static var blasConfig: String {
+        guard let c = openblas_get_config() else { return "unknown" }
+        return String(cString: c) + " core=" + (openblas_get_corename().map { String(cString: $0) } ?? "?")
+    }
+
+    public static var blasThreads: Int { Int(openblas_get_num_threads()) }
+}
+
 public enum GEMM {
     /// The backend, from AUTOSAM_GEMM (onednn | openblas); oneDNN by default.
     public static let defaultBackend: GEMMBackend =

@@ -19,7 +19,7 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         print("autosam \(BuildInfo.version)")
-        print("BLAS: \(BuildInfo.blasConfig), threads \(BuildInfo.blasThreads)")
+        print("BLAS: \(GEMM.blasConfig), threads \(GEMM.blasThreads)")
         print("CPU: \(BuildInfo.cpuModel)")
         print("CPU features: \(CPUCapabilities.features)")
         print("kernels: element-wise \(CPUCapabilities.kernelISA), oneDNN \(CPUCapabilities.onednnISA)")

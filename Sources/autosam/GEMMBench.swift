@@ -17,7 +17,7 @@ struct GEMMBench: ParsableCommand {
             ("scores 196x196x64", 196, 196, 64, true), ("attn@v 196x64x196", 196, 64, 196, false),
             ("g-scores 64x4096x64", 64, 4096, 64, true), ("g-attn@v 64x64x4096", 64, 64, 4096, false),
         ]
-        print("threads \(Parallel.threads); OpenBLAS: \(BuildInfo.blasConfig)")
+        print("threads \(Parallel.threads); OpenBLAS: \(GEMM.blasConfig)")
         for (name, m, n, k, tb) in shapes {
             var line = name.padding(toLength: 22, withPad: " ", startingAt: 0)
             for backend in GEMMBackend.allCases {
