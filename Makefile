@@ -35,9 +35,7 @@ demo: build
 	mkdir "$$inbox/dicom003"; for f in "$$demo"/samples/dicom/patient003/*; do cp "$$f" "$$inbox/dicom003/"; done; \
 	start=$$(date +%s); \
 	while :; do \
-	  st=$$("$$bin" status --config "$$demo/autosam.toml" --json); \
-	  d=$$(echo "$$st" | sed -n 's/^  "done" : \([0-9]*\).*/\1/p'); f=$$(echo "$$st" | sed -n 's/^  "failed" : \([0-9]*\).*/\1/p'); \
-	  [ $$(( $${d:-0} + $${f:-0} )) -ge 3 ] && break; \
+	  [ "$$("$$bin" status --config "$$demo/autosam.toml" --count finished)" -ge 3 ] && break; \
 	  kill -0 $$pid 2>/dev/null || { echo "the daemon exited:"; cat "$$demo/daemon.log"; exit 1; }; \
 	  [ $$(( $$(date +%s) - start )) -gt $(DEMO_TIMEOUT) ] && { echo "timed out"; cat "$$demo/daemon.log"; exit 1; }; \
 	  sleep 2; \

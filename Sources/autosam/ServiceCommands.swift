@@ -39,6 +39,12 @@ struct StatusCommand: ParsableCommand {
 
     @Option(help: "Configuration file (TOML) of the service.") var config: String?
     @Flag(help: "Print JSON.") var json = false
+    @Option(help: "Print one count only, as a bare number (for scripts): inbox, queued, retrying, processing, done, failed, finished (done + failed).")
+    var count: StatusCount?
+
+    enum StatusCount: String, ExpressibleByArgument, CaseIterable {
+        case inbox, queued, retrying, processing, done, failed, finished
+    }
 
     func run() throws {
         let cfg: ServiceConfig
@@ -46,7 +52,18 @@ struct StatusCommand: ParsableCommand {
             throw ValidationError(e.description)
         }
         let report = try ServiceStatus.read(config: cfg)
-        if json {
+        if let count {
+            let value = switch count {
+            case .inbox: report.inboxWaiting
+            case .queued: report.queued
+            case .retrying: report.retrying
+            case .processing: report.processing
+            case .done: report.done
+            case .failed: report.failed
+            case .finished: report.done + report.failed
+            }
+            print(value)
+        } else if json {
             print(String(decoding: try report.jsonData(), as: UTF8.self))
         } else {
             print(report.text)

@@ -305,6 +305,11 @@ import Testing
         #expect(s.recentFailures.first?.reason.contains("not NIfTI") == true)
         let (rc2, text) = try runTool(bin, ["status", "--config", toml])
         #expect(rc2 == 0 && text.contains("1 done, 1 failed"), "\(text)")
+        // One count as a bare number, for scripts (make demo waits on "finished").
+        for (count, value) in [("done", "1"), ("failed", "1"), ("finished", "2"), ("queued", "0")] {
+            let (rc3, n) = try runTool(bin, ["status", "--config", toml, "--count", count])
+            #expect(rc3 == 0 && n.trimmingCharacters(in: .whitespacesAndNewlines) == value, "--count \(count): \(n)")
+        }
         #expect(h.stop())
     }
 }
