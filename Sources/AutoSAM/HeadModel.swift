@@ -107,10 +107,23 @@ public struct Segmenter {
     /// Labels for one 3D frame, on exactly the frame's grid.
     public func segment(_ frame: Volume) throws -> LabelMap { try segmentLocated(frame).labels }
 
-    /// Labels for one 3D frame, and where the plan's localisation centred the field (mm from
-    /// the slice centre; nil without localisation, or when the coarse pass found no heart and
-    /// the field stayed at the slice centre).
-    public func segmentLocated(_ frame: Volume) throws -> (labels: LabelMap, centerMM: SIMD2<Double>?) {
+    /// What segmenting one frame gives: its labels, where the plan's localisation centred the
+    /// field (mm from the slice centre; nil without localisation, or when the coarse pass found
+    /// no heart and the field stayed at the slice centre), and how unsure the head was.
+    public struct FrameResult {
+        public var labels: LabelMap
+        public var centerMM: SIMD2<Double>?
+        public var uncertainty: VolumeUncertainty
+
+        public init(labels: LabelMap, centerMM: SIMD2<Double>? = nil, uncertainty: VolumeUncertainty) {
+            self.labels = labels
+            self.centerMM = centerMM
+            self.uncertainty = uncertainty
+        }
+    }
+
+    /// Labels for one 3D frame, with where its field was centred and the head's uncertainty.
+    public func segmentLocated(_ frame: Volume) throws -> FrameResult {
         let plan = metadata.plan
         let range = PreprocessingPlan.testTimeRotationsRange
         let rotations = min(max(testTimeRotations ?? plan.testTimeRotations, range.lowerBound), range.upperBound)
@@ -129,10 +142,12 @@ public struct Segmenter {
         let perSlice = Parallel.map(slices.count) { k in
             let slice = slices[k]
             let views = plan.inferenceWindows(slice, rotations: rotations, centerMM: center).map(logits)
-            return plan.labelsOnSlice(viewLogits: views, width: slice.width, height: slice.height, spacing: slice.spacing, centerMM: center)
+            return plan.labelsAndUncertainty(viewLogits: views, width: slice.width, height: slice.height, spacing: slice.spacing, centerMM: center)
         }
-        for k in slices.indices { labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: perSlice[k]) }
-        return (LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels), located)
+        for k in slices.indices { labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: perSlice[k].labels) }
+        return FrameResult(
+            labels: LabelMap(shape: frame.shape.spatial, geometry: frame.geometry, labels: labels), centerMM: located,
+            uncertainty: VolumeUncertainty(slices: perSlice.map(\.uncertainty)))
     }
 }
 

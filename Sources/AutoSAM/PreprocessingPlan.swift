@@ -219,24 +219,48 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     /// logits mapped back onto the slice; outside a view's field a pixel counts as background
     /// in that view), then argmax.
     public func labelsOnSlice(viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>, centerMM: SIMD2<Double> = .zero) -> [UInt8] {
+        labelsAndUncertainty(viewLogits: viewLogits, width: width, height: height, spacing: spacing, centerMM: centerMM, uncertainty: false).labels
+    }
+
+    /// `labelsOnSlice`, and how unsure the head is of them: the entropy of the (view-averaged)
+    /// class probabilities summed over the slice's pixels, beside the pixels labelled heart.
+    /// The labels are the same either way.
+    public func labelsAndUncertainty(
+        viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>, centerMM: SIMD2<Double> = .zero, uncertainty: Bool = true
+    ) -> (labels: [UInt8], uncertainty: SliceUncertainty) {
         precondition(!viewLogits.isEmpty)
         let n = viewLogits.count
-        if n == 1 {
-            return field(width, height, spacing, view: inferenceView(0, of: 1, centerMM: centerMM)).backProject(viewLogits[0], width: width, height: height)
-        }
         let k = viewLogits[0].shape[0], plane = width * height
+        var labels: [UInt8]?
+        if n == 1 {
+            labels = field(width, height, spacing, view: inferenceView(0, of: 1, centerMM: centerMM)).backProject(viewLogits[0], width: width, height: height)
+            if !uncertainty { return (labels!, SliceUncertainty(entropy: 0, heartPixels: labels!.count { $0 != 0 })) }
+        }
         var sum = [Float](repeating: 0, count: k * plane)
         for (r, logits) in viewLogits.enumerated() {
             field(width, height, spacing, view: inferenceView(r, of: n, centerMM: centerMM))
                 .accumulateProbabilities(logits, width: width, height: height, into: &sum)
         }
         var out = [UInt8](repeating: 0, count: plane)
+        var entropy = 0.0
+        let scale = 1 / Float(n)
         for i in 0..<plane {
             var best = 0
             for c in 1..<k where sum[c * plane + i] > sum[best * plane + i] { best = c }
             out[i] = UInt8(best)
+            if uncertainty {
+                var h: Float = 0
+                for c in 0..<k {
+                    let q = sum[c * plane + i] * scale
+                    if q > 1e-12 { h -= q * logf(q) }
+                }
+                entropy += Double(h)
+            }
         }
-        return out
+        // One view: the labels are the logits' argmax as before (the probabilities' argmax is
+        // the same but for ties in float rounding).
+        let final = labels ?? out
+        return (final, SliceUncertainty(entropy: entropy, heartPixels: final.count { $0 != 0 }))
     }
 
     // MARK: Localisation

@@ -320,7 +320,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         let start = Date()
         let staging = config.outboxPath + "/.staging-\(rec.id)"
         defer { state.status = "idle" }
-        let outcome: (version: String, report: FunctionReport?)
+        let outcome: (version: String, summary: StatsSummary)
         do {
             models.refreshIfChanged(log: log)
             let model = try models.current()
@@ -330,13 +330,16 @@ public final class ServiceDaemon: @unchecked Sendable {
             let readSeconds = Date().timeIntervalSince(t0)
             var products = try StudyPipeline.compute(
                 input: input, model: model, frames: config.frames, heartbeat: { [state] in state.heartbeat() },
-                shouldStop: { [state] in state.stopRequested }, subject: rec.outputName)
+                shouldStop: { [state] in state.stopRequested }, subject: rec.outputName, reviewThreshold: config.reviewUncertainty)
             products.timings["read_s"] = readSeconds
             products.timings["total_s"] = Date().timeIntervalSince(start)
             let prov = provenance(rec, input: input, products: products, model: model)
             try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec))
             FaultInjection.point("publish.renamed")
-            outcome = (model.version, products.report)
+            outcome = (model.version, StatsSummary(report: products.report, review: products.review))
+            if products.review?.review == true {
+                log.warning(String(format: "study #%lld flagged for review: uncertainty %.3f above %.3f", rec.id, products.review!.uncertainty, products.review!.threshold))
+            }
         } catch is StopRequested {
             try? fm.removeItem(atPath: staging)
             try journal.requeue(rec.id, reason: "abandoned at shutdown; redone on the next start")
@@ -362,7 +365,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         }
         // Outside the block above: an error from here on (the journal's) is the server's, never
         // a reason to fail the study; the loop settles the study's row once the journal works.
-        try finish(rec, version: outcome.version, seconds: Date().timeIntervalSince(start), report: outcome.report, kind: kind)
+        try finish(rec, version: outcome.version, seconds: Date().timeIntervalSince(start), summary: outcome.summary, kind: kind)
     }
 
     /// The server, not the study, failed (a write to the outbox, a read of the input): the input
@@ -374,9 +377,9 @@ public final class ServiceDaemon: @unchecked Sendable {
     }
 
     /// Cohort row, archive (or delete) the input, then `done`. Each step can be repeated safely.
-    func finish(_ rec: StudyRecord, version: String, seconds: Double, report: FunctionReport? = nil, kind: String? = nil) throws {
+    func finish(_ rec: StudyRecord, version: String, seconds: Double, summary: StatsSummary? = nil, kind: String? = nil) throws {
         do {
-            try appendCohortRow(rec, version: version, report: report ?? readReport(rec), kind: kind ?? rec.kind)
+            try appendCohortRow(rec, version: version, summary: summary ?? readSummary(rec), kind: kind ?? rec.kind)
             FaultInjection.point("finish.cohort")
             try archiveInput(rec)
             FaultInjection.point("finish.archived")
@@ -391,30 +394,53 @@ public final class ServiceDaemon: @unchecked Sendable {
         log.info(String(format: "study #%lld done in %.1f s (head %@)", rec.id, seconds, version))
     }
 
-    func readReport(_ rec: StudyRecord) -> FunctionReport? {
-        guard let data = FileManager.default.contents(atPath: finalPath(rec) + "/stats.json") else { return nil }
-        return (try? JSONDecoder().decode(CineStats.self, from: data))?.report
+    /// What the cohort row takes from a study's stats.json (cine or single frame).
+    struct StatsSummary: Decodable {
+        var report: FunctionReport?
+        var review: ReviewInfo?
+    }
+
+    func readSummary(_ rec: StudyRecord) -> StatsSummary {
+        guard let data = FileManager.default.contents(atPath: finalPath(rec) + "/stats.json"),
+              let s = try? JSONDecoder().decode(StatsSummary.self, from: data) else { return StatsSummary() }
+        return s
     }
 
     static let cohortPrefix = ["journal_id", "kind", "model_version", "processed_at"]
+    /// Columns after the stats (added in session 15: a cohort.csv written before gets them, empty
+    /// for its old rows, the first time a row is added).
+    static let cohortSuffix = ["uncertainty", "review"]
 
     /// One row per study in `outbox/cohort.csv`, written atomically; a study already there is not added again.
-    func appendCohortRow(_ rec: StudyRecord, version: String, report: FunctionReport?, kind: String) throws {
+    func appendCohortRow(_ rec: StudyRecord, version: String, summary: StatsSummary, kind: String) throws {
         let path = config.outboxPath + "/cohort.csv"
-        let header = (Self.cohortPrefix + FunctionReport.csvColumns).joined(separator: ",")
+        let header = (Self.cohortPrefix + FunctionReport.csvColumns + Self.cohortSuffix).joined(separator: ",")
         var text = (FileManager.default.contents(atPath: path)).flatMap { String(data: $0, encoding: .utf8) } ?? ""
         if text.isEmpty { text = header + "\n" }
         if text.split(separator: "\n").contains(where: { $0.hasPrefix("\(rec.id),") }) { return }
+        text = Self.withHeader(text, header: header, added: Self.cohortSuffix.count)
         let stats: String
-        if let report {
+        if let report = summary.report {
             stats = report.csvRow
         } else {
             stats = FunctionReport.csvColumns.enumerated().map { $0.offset == 0 ? Self.csvField(rec.outputName) : "" }.joined(separator: ",")
         }
+        let review = summary.review.map { [String(format: "%.4f", $0.uncertainty), $0.review ? "yes" : "no"] } ?? ["", ""]
         let row = ["\(rec.id)", kind, Self.csvField(version), ISO8601DateFormatter().string(from: Date())].joined(separator: ",") + "," + stats
+            + "," + review.joined(separator: ",")
         if !text.hasSuffix("\n") { text += "\n" }
         text += row + "\n"
         do { try AtomicFile.write(text, to: path) } catch { throw OutputWriteError("writing cohort.csv: \(error)") }
+    }
+
+    /// A cohort.csv written before its last `added` columns existed gets the current header
+    /// and an empty field for each of them on every old row; any other text is kept as it is.
+    static func withHeader(_ text: String, header: String, added: Int) -> String {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let first = lines.first, first != header, header.hasPrefix(first + ",") else { return text }
+        lines[0] = header
+        for i in 1..<lines.count where !lines[i].isEmpty { lines[i] += String(repeating: ",", count: added) }
+        return lines.joined(separator: "\n")
     }
 
     static func csvField(_ s: String) -> String {
@@ -538,7 +564,8 @@ public final class ServiceDaemon: @unchecked Sendable {
                           edESFrom: input.frameCount <= 1 ? "single frame" : (input.edES != nil ? "Info.cfg" : "LV volume curve (ED largest, ES smallest)"),
                           numbering: "1-based"),
             timings: p.timings, inputFiles: input.files.count, processedAt: ISO8601DateFormatter().string(from: Date()),
-            outputs: outputs.sorted(), qcError: p.qcError, fieldCentersMM: p.fieldCentersMM.isEmpty ? nil : p.fieldCentersMM)
+            outputs: outputs.sorted(), qcError: p.qcError, fieldCentersMM: p.fieldCentersMM.isEmpty ? nil : p.fieldCentersMM,
+            uncertainty: p.review?.uncertainty, review: p.review?.review)
     }
 }
 

@@ -44,7 +44,7 @@ final class ModelProvider: @unchecked Sendable {
 
     func current() throws -> ServingModel {
         guard var s = serving else { throw ModelUnavailable(description: "no head is loaded") }
-        if let frameLabeller { s.labelFrame = { (try frameLabeller($0), nil) } }
+        if let frameLabeller { s.labelFrame = { (try frameLabeller($0), nil, nil) } }
         return s
     }
 

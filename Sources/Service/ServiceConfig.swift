@@ -63,6 +63,9 @@ public struct ServiceConfig: Sendable {
 
     // [segmentation]
     public var frames = FrameSelection.edES
+    /// A study whose uncertainty (entropy per heart pixel, ED/ES's largest) is above this is
+    /// flagged for review in stats.json, cohort.csv, provenance and the log.
+    public var reviewUncertainty = 0.12
 
     // [series_rules]
     public var seriesRules = SeriesRules.default
@@ -131,6 +134,7 @@ public struct ServiceConfig: Sendable {
         ("inbox", "retry_backoff_s", { $0.retryBackoff = try $1.double(min: 0) }),
         ("inbox", "retry_backoff_max_s", { $0.retryBackoffMax = try $1.double(min: 0) }),
         ("segmentation", "frames", { $0.frames = FrameSelection(rawValue: try $1.oneOf(["ed_es", "all"]))! }),
+        ("segmentation", "review_uncertainty", { $0.reviewUncertainty = try $1.double(min: 0) }),
         ("series_rules", "prefer_descriptions", { $0.seriesRules.preferDescriptions = try $1.strings() }),
         ("series_rules", "avoid_descriptions", { $0.seriesRules.avoidDescriptions = try $1.strings() }),
         ("series_rules", "min_phases", { $0.seriesRules.minPhases = try $1.int(min: 1) }),

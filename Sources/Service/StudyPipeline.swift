@@ -19,14 +19,15 @@ public struct StopRequested: Error, CustomStringConvertible {
 public struct ServingModel {
     public var segmenter: Segmenter
     public var version: String
-    /// Labels one frame, and where localisation centred its field: the segmenter's encoder and
-    /// head, unless replaced (`ModelProvider.frameLabeller`).
-    var labelFrame: (Volume) throws -> (labels: LabelMap, centerMM: SIMD2<Double>?)
+    /// Labels one frame, with where localisation centred its field and the head's uncertainty
+    /// (nil where not measured): the segmenter's encoder and head, unless replaced
+    /// (`ModelProvider.frameLabeller`).
+    var labelFrame: (Volume) throws -> (labels: LabelMap, centerMM: SIMD2<Double>?, uncertainty: VolumeUncertainty?)
 
     public init(segmenter: Segmenter, version: String) {
         self.segmenter = segmenter
         self.version = version
-        labelFrame = segmenter.segmentLocated
+        labelFrame = { let r = try segmenter.segmentLocated($0); return (r.labels, r.centerMM, r.uncertainty) }
     }
 }
 
@@ -44,6 +45,33 @@ struct StudyProducts {
     var timings: [String: Double]
     /// Where localisation centred each segmented frame's field (1-based frame -> [x, y] mm).
     var fieldCentersMM: [String: [Double]] = [:]
+    /// The head's uncertainty and the review flag (nil where the labeller measures none).
+    var review: ReviewInfo?
+}
+
+/// How unsure the head was on a study, and whether it asks for a person's review: each
+/// segmented frame's score (entropy per heart pixel, `VolumeUncertainty.score`) and its
+/// slices' entropy and heart pixels; the study's score is its ED and ES frames' largest (every
+/// segmented frame's for a study without ED/ES). `review` is true above the configured
+/// threshold (`[segmentation] review_uncertainty`).
+struct ReviewInfo: Codable, Equatable {
+    var uncertainty: Double
+    var threshold: Double
+    var review: Bool
+    /// 1-based frame -> score.
+    var frames: [String: Double]
+    /// 1-based frame -> one entry per slice.
+    var slices: [String: [SliceUncertainty]]
+
+    init?(_ perFrame: [Int: VolumeUncertainty], keyFrames: [Int], threshold: Double) {
+        guard !perFrame.isEmpty else { return nil }
+        frames = Dictionary(uniqueKeysWithValues: perFrame.map { (String($0.key + 1), $0.value.score) })
+        slices = Dictionary(uniqueKeysWithValues: perFrame.map { (String($0.key + 1), $0.value.slices) })
+        let keys = keyFrames.filter { perFrame[$0] != nil }
+        uncertainty = (keys.isEmpty ? Array(perFrame.keys) : keys).map { perFrame[$0]!.score }.max()!
+        self.threshold = threshold
+        review = uncertainty > threshold
+    }
 }
 
 /// Runs one study: read, segment the frames, stats, QC picture, provenance; then writes the
@@ -53,7 +81,7 @@ enum StudyPipeline {
     /// `StopRequested` when `shouldStop` turns true between frames.
     static func compute(
         input: StudyInput, model: ServingModel, frames selection: FrameSelection, heartbeat: () -> Void,
-        shouldStop: () -> Bool, subject: String
+        shouldStop: () -> Bool, subject: String, reviewThreshold: Double = ServiceConfig().reviewUncertainty
     ) throws -> StudyProducts {
         var timings: [String: Double] = [:]
         let t0 = Date()
@@ -70,12 +98,13 @@ enum StudyPipeline {
         } else {
             toSegment = Array(0..<nt)
         }
-        var maps: [Int: LabelMap] = [:], centers: [String: [Double]] = [:]
+        var maps: [Int: LabelMap] = [:], centers: [String: [Double]] = [:], uncertainty: [Int: VolumeUncertainty] = [:]
         for t in toSegment {
             if shouldStop() { throw StopRequested() }
-            let (map, center) = try model.labelFrame(try input.frame(t))
+            let (map, center, u) = try model.labelFrame(try input.frame(t))
             maps[t] = map
             if let center { centers[String(t + 1)] = [center.x, center.y] }
+            if let u { uncertainty[t] = u }
             heartbeat()
         }
         timings["segment_s"] = Date().timeIntervalSince(t0)
@@ -86,7 +115,8 @@ enum StudyPipeline {
             let map = maps[0]!
             p.labels.append(("labels.nii.gz", map.volume))
             let vols = ClinicalStats.volumes(map)
-            p.stats = try sortedJSONData(SingleFrameStats(subject: subject, volumes: vols, sliceAreas: ClinicalStats.sliceAreas(map)))
+            p.review = ReviewInfo(uncertainty, keyFrames: [0], threshold: reviewThreshold)
+            p.stats = try sortedJSONData(SingleFrameStats(subject: subject, volumes: vols, sliceAreas: ClinicalStats.sliceAreas(map), review: p.review))
         } else {
             let ed: Int, es: Int
             var phases: PhaseSelection?
@@ -121,7 +151,8 @@ enum StudyPipeline {
                 p.segs.append(("seg_ed.dcm", edMap, ed))
                 p.segs.append(("seg_es.dcm", esMap, es))
             }
-            p.stats = try sortedJSONData(CineStats(report: report, phaseSelection: phases, frameNumbering: "1-based"))
+            p.review = ReviewInfo(uncertainty, keyFrames: [ed, es], threshold: reviewThreshold)
+            p.stats = try sortedJSONData(CineStats(report: report, phaseSelection: phases, frameNumbering: "1-based", review: p.review))
             timings["stats_s"] = Date().timeIntervalSince(t1)
             let t2 = Date()
             do {
@@ -183,6 +214,7 @@ struct CineStats: Codable {
     var report: FunctionReport
     var phaseSelection: PhaseSelection?
     var frameNumbering: String
+    var review: ReviewInfo?
 }
 
 /// Stats of a single 3D frame (no ED/ES pair, so no function measures).
@@ -190,6 +222,7 @@ struct SingleFrameStats: Codable {
     var subject: String
     var volumes: StructureVolumes
     var sliceAreas: [SliceAreas]
+    var review: ReviewInfo?
 }
 
 /// Where an output came from.
@@ -212,6 +245,10 @@ public struct Provenance: Codable, Sendable {
     /// -> [x, y] in mm from the slice centre along the image's i and j axes. Absent when the
     /// head does not localise (or found no heart and kept the slice centre).
     public var fieldCentersMM: [String: [Double]]?
+    /// The head's uncertainty (the study's score) and whether the study was flagged for review;
+    /// absent where not measured.
+    public var uncertainty: Double?
+    public var review: Bool?
 
     public struct EncoderInfo: Codable, Sendable {
         public var name: String

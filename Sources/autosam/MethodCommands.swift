@@ -180,18 +180,22 @@ struct EvaluateCommand: ParsableCommand {
         if let patients { let ids = Set(patients.split(separator: ",").map(String.init)); list = list.filter { ids.contains($0.id) } }
         else { list = list.filter { !meta.trainingPatients.contains($0.id) && !meta.validationPatients.contains($0.id) } }
         func cell(_ v: Double?, _ f: String) -> String { v.map { String(format: f, $0) } ?? "     -" }
-        print("volume               |  Dice RV   Myo    LV   mean | ASSD mm RV   Myo    LV | HD95 mm RV   Myo    LV")
-        var volumes: [[String: Any]] = [], all: [VolumeMetrics] = []
+        print("volume               |  Dice RV   Myo    LV   mean | ASSD mm RV   Myo    LV | HD95 mm RV   Myo    LV | uncertainty")
+        var volumes: [[String: Any]] = [], all: [VolumeMetrics] = [], scores: [Double] = []
         for p in list {
             for f in Set([p.info.ed, p.info.es]).sorted() where p.hasLabels(frame: f) {
                 let (image, gt) = try p.labelledFrame(f)
-                let m = try SegmentationMetrics.evaluate(prediction: try seg.segment(image), reference: gt)
+                let result = try seg.segmentLocated(image)
+                let m = try SegmentationMetrics.evaluate(prediction: result.labels, reference: gt)
                 all.append(m)
+                scores.append(result.uncertainty.score)
                 let cls = [UInt8(1), 2, 3].map { m[$0] }
                 print("\(p.id) frame \(String(format: "%02d", f)) | " + cls.map { cell($0?.dice, "%5.3f") }.joined(separator: " ")
                       + " " + cell(m.meanDice, "%5.3f") + " | " + cls.map { cell($0?.assd, "%6.2f") }.joined(separator: " ")
-                      + " | " + cls.map { cell($0?.hd95, "%6.2f") }.joined(separator: " "))
-                volumes.append(["patient": p.id, "frame": f, "metrics": try JSONSerialization.jsonObject(with: try m.jsonData())])
+                      + " | " + cls.map { cell($0?.hd95, "%6.2f") }.joined(separator: " ") + String(format: " | %.4f", result.uncertainty.score))
+                volumes.append(["patient": p.id, "frame": f, "metrics": try JSONSerialization.jsonObject(with: try m.jsonData()),
+                                "uncertainty": result.uncertainty.score,
+                                "slice_uncertainty": result.uncertainty.slices.map { ["entropy": $0.entropy, "heart_pixels": $0.heartPixels] }])
             }
         }
         guard !all.isEmpty else { throw ValidationError("no labelled ED/ES frames to evaluate among the chosen patients") }
@@ -210,6 +214,11 @@ struct EvaluateCommand: ParsableCommand {
         print("mean over \(all.count) volumes | " + classMeans.map { cell($0, "%5.3f") }.joined(separator: " ")
               + " " + cell(mean(all.map(\.meanDice)), "%5.3f") + String(format: " | mean ASSD %@ mm, mean HD95 %@ mm",
               cell(mean(all.map(\.meanASSD)), "%.2f"), cell(mean(all.map(\.meanHD95)), "%.2f")))
+        // Does the uncertainty rank the volumes by their error? (volumes without a mean Dice left out)
+        let ranked = zip(all.map(\.meanDice), scores).filter { $0.0.isFinite }
+        let rho = spearman(ranked.map(\.1), ranked.map(\.0))
+        summary["uncertainty_dice_spearman"] = nullable(rho)
+        print("uncertainty vs mean Dice: Spearman " + cell(rho, "%.3f") + " over \(ranked.count) volumes (negative: the more unsure, the worse)")
         if let json {
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["volumes": volumes, "summary": summary], options: [.prettyPrinted, .sortedKeys]), to: json)
         }

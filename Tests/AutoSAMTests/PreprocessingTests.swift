@@ -254,6 +254,46 @@ import Testing
     /// turn of the plain window is the window reversed); consistent views give back the labels;
     /// the count is saved with the plan only when it is not 1, does not change cache keys, and
     /// an impossible count is refused.
+    /// The uncertainty beside the labels: the labels are those of `labelsOnSlice`; logits that
+    /// say nothing give ln 4 nats on every pixel of the field (none outside it, where the slice
+    /// is background for sure); confident logits give almost none; views that disagree give
+    /// more than views that agree.
+    @Test func sliceUncertaintyIsTheEntropyOfTheProbabilities() {
+        var plan = PreprocessingPlan.robust(encoderSize: 256)
+        plan.fieldOfViewMM = 60  // smaller than the 144 x 84 mm slice: some pixels lie outside
+        let s = labelSlice()
+        let side = plan.sliceSize, plane = side * side
+        var confident = oneHot(plan.labels(s, side: side), side: side)
+        confident.data = confident.data.map { $0 * 20 }
+        let flat = plan.labelsAndUncertainty(viewLogits: [Tensor(zeros: [4, side, side])], width: s.width, height: s.height, spacing: s.spacing)
+        #expect(flat.uncertainty.heartPixels == 0 && flat.labels.allSatisfy { $0 == 0 })
+        for views in [[confident], [confident, confident]] {
+            let (labels, u) = plan.labelsAndUncertainty(viewLogits: views, width: s.width, height: s.height, spacing: s.spacing)
+            #expect(labels == plan.labelsOnSlice(viewLogits: views, width: s.width, height: s.height, spacing: s.spacing))
+            #expect(u.heartPixels == labels.count { $0 != 0 } && u.heartPixels > 0)
+            // Only the pixels on a boundary (logits interpolated across it) are unsure.
+            #expect(u.entropy < 0.35 * flat.uncertainty.entropy, "\(u.entropy) vs \(flat.uncertainty.entropy)")
+        }
+        let perPixel = flat.uncertainty.entropy / log(4.0)
+        #expect(perPixel > 0.2 * Double(s.width * s.height) && perPixel < 0.9 * Double(s.width * s.height), "\(perPixel) of \(s.width * s.height)")
+        #expect(abs(perPixel - perPixel.rounded()) < 1e-2, "whole pixels of ln 4 each: \(perPixel)")
+        var lv = Tensor(zeros: [4, side, side]), rv = Tensor(zeros: [4, side, side])
+        for i in 0..<plane { lv.data[3 * plane + i] = 5; rv.data[plane + i] = 5 }
+        let agree = plan.labelsAndUncertainty(viewLogits: [lv, lv], width: s.width, height: s.height, spacing: s.spacing).uncertainty
+        let split = plan.labelsAndUncertainty(viewLogits: [rv, lv], width: s.width, height: s.height, spacing: s.spacing).uncertainty
+        #expect(split.entropy > 3 * agree.entropy && agree.heartPixels == split.heartPixels, "\(split.entropy) vs \(agree.entropy)")
+        #expect(VolumeUncertainty(slices: [agree, split]).score == (agree.entropy + split.entropy) / Double(2 * agree.heartPixels))
+        #expect(VolumeUncertainty(slices: [flat.uncertainty]).score == VolumeUncertainty.noHeartScore)
+    }
+
+    /// Spearman's rank correlation, checked against scipy.stats.spearmanr on a case with ties.
+    @Test func spearmanRanksWithTies() throws {
+        #expect(spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1 && spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1)
+        let rho = try #require(spearman([1, 2, 2, 3, 5], [2, 1, 4, 3, 6]))
+        #expect(abs(rho - 0.6668859288553503) < 1e-12, "\(rho)")
+        #expect(spearman([1, 1, 1], [1, 2, 3]) == nil && spearman([1, 2], [2, 1]) == nil)
+    }
+
     @Test func testTimeRotations() throws {
         var plan = PreprocessingPlan.robust(encoderSize: 256)
         plan.fieldOfViewMM = 120

@@ -51,6 +51,21 @@ import Testing
         } else {
             #expect(again == stats.report)
         }
+        // The head's uncertainty: a score per segmented ED/ES frame, one entry per slice, the
+        // study's score the larger of ED's and ES's, the flag against the threshold, and the
+        // same score and flag in provenance and in the study's cohort row.
+        let review = try #require(stats.review, "\(study): no uncertainty in stats.json")
+        let ed1 = String(stats.report.edFrame!), es1 = String(stats.report.esFrame!)
+        let edScore = try #require(review.frames[ed1]), esScore = try #require(review.frames[es1])
+        #expect(review.uncertainty == max(edScore, esScore) && edScore > 0 && edScore.isFinite)
+        #expect(review.slices[ed1]?.count == input.shape.nz && review.slices[es1]?.count == input.shape.nz)
+        #expect(review.slices[ed1]!.reduce(0) { $0 + $1.heartPixels } == again.ed.lvVoxels + again.ed.myoVoxels + again.ed.rvVoxels)
+        #expect(review.threshold == h.config.reviewUncertainty && review.review == (review.uncertainty > review.threshold))
+        #expect(prov.uncertainty == review.uncertainty && prov.review == review.review)
+        let rows = try String(contentsOfFile: h.config.outboxPath + "/cohort.csv", encoding: .utf8).split(separator: "\n")
+        let row = try #require(rows.first { $0.hasPrefix("\(prov.journalId),") }).split(separator: ",", omittingEmptySubsequences: false)
+        #expect(rows[0].hasSuffix(",uncertainty,review") && row.count == rows[0].split(separator: ",").count)
+        #expect(Double(row[row.count - 2]).map { abs($0 - review.uncertainty) < 1e-4 } == true && row.last! == (review.review ? "yes" : "no"))
         // Something was segmented (the test head is crude, but not blank).
         #expect(stats.report.ed.lvVoxels + stats.report.ed.myoVoxels + stats.report.ed.rvVoxels > 0, "\(study): empty segmentation")
         #expect(stats.report.lv.edv.isFinite && stats.report.lvMass.isFinite && stats.report.sliceAreasED.count == input.shape.nz)

@@ -144,3 +144,15 @@ import Glibc
         #expect(tail.contains { $0.hasPrefix("STOPPING=1") })
     }
 }
+
+/// cohort.csv written before the uncertainty columns existed gets them on its next row.
+@Suite struct CohortMigrationTests {
+    @Test func anOldCohortFileGetsTheNewColumnsEmpty() {
+        let header = "a,b,uncertainty,review"
+        let old = "a,b\n1,x\n2,y\n"
+        #expect(ServiceDaemon.withHeader(old, header: header, added: 2) == "a,b,uncertainty,review\n1,x,,\n2,y,,\n")
+        // Already current, or something else entirely: kept as it is.
+        #expect(ServiceDaemon.withHeader("a,b,uncertainty,review\n1,x,0.1,no\n", header: header, added: 2) == "a,b,uncertainty,review\n1,x,0.1,no\n")
+        #expect(ServiceDaemon.withHeader("q,r\n1,2\n", header: header, added: 2) == "q,r\n1,2\n")
+    }
+}
