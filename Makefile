@@ -45,7 +45,7 @@ demo: build
 	echo; "$$bin" status --config "$$demo/autosam.toml"; \
 	echo; echo "outputs:"; (cd "$$demo/data/outbox" && find . -type f | sort | sed 's|^./|  outbox/|'); \
 	echo; echo "stats (outbox/cohort.csv):"; \
-	awk -F, '{ printf "  %-16s %-14s %4s %4s %8s %8s %7s %8s %8s %7s  %s\n", $$5, $$2, $$6, $$7, $$11, $$12, $$14, $$15, $$18, $$21, $$3 }' "$$demo/data/outbox/cohort.csv"; \
+	awk -F, '{ printf "  %-16s %-14s %4s %4s %8s %8s %7s %8s %8s %7s %11s %6s  %s\n", $$5, $$2, $$6, $$7, $$11, $$12, $$14, $$15, $$18, $$21, $$(NF-1), $$NF, $$3 }' "$$demo/data/outbox/cohort.csv"; \
 	echo; echo "daemon log: $(DEMO)/daemon.log; data: $(DEMO)/data"
 
 # Tests write their temporary folders under one folder of their own, removed afterwards
