@@ -219,23 +219,22 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
     /// logits mapped back onto the slice; outside a view's field a pixel counts as background
     /// in that view), then argmax.
     public func labelsOnSlice(viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>, centerMM: SIMD2<Double> = .zero) -> [UInt8] {
-        labelsAndUncertainty(viewLogits: viewLogits, width: width, height: height, spacing: spacing, centerMM: centerMM, uncertainty: false).labels
+        if viewLogits.count == 1 {  // no probabilities needed
+            return field(width, height, spacing, view: inferenceView(0, of: 1, centerMM: centerMM)).backProject(viewLogits[0], width: width, height: height)
+        }
+        return labelsAndUncertainty(viewLogits: viewLogits, width: width, height: height, spacing: spacing, centerMM: centerMM).labels
     }
 
     /// `labelsOnSlice`, and how unsure the head is of them: the entropy of the (view-averaged)
     /// class probabilities summed over the slice's pixels, beside the pixels labelled heart.
     /// The labels are the same either way.
     public func labelsAndUncertainty(
-        viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>, centerMM: SIMD2<Double> = .zero, uncertainty: Bool = true
+        viewLogits: [Tensor], width: Int, height: Int, spacing: SIMD2<Double>, centerMM: SIMD2<Double> = .zero
     ) -> (labels: [UInt8], uncertainty: SliceUncertainty) {
         precondition(!viewLogits.isEmpty)
         let n = viewLogits.count
         let k = viewLogits[0].shape[0], plane = width * height
-        var labels: [UInt8]?
-        if n == 1 {
-            labels = field(width, height, spacing, view: inferenceView(0, of: 1, centerMM: centerMM)).backProject(viewLogits[0], width: width, height: height)
-            if !uncertainty { return (labels!, SliceUncertainty(entropy: 0, heartPixels: labels!.count { $0 != 0 })) }
-        }
+        let labels = n == 1 ? labelsOnSlice(viewLogits: viewLogits, width: width, height: height, spacing: spacing, centerMM: centerMM) : nil
         var sum = [Float](repeating: 0, count: k * plane)
         for (r, logits) in viewLogits.enumerated() {
             field(width, height, spacing, view: inferenceView(r, of: n, centerMM: centerMM))
@@ -248,14 +247,12 @@ public struct PreprocessingPlan: Codable, Equatable, Sendable {
             var best = 0
             for c in 1..<k where sum[c * plane + i] > sum[best * plane + i] { best = c }
             out[i] = UInt8(best)
-            if uncertainty {
-                var h: Float = 0
-                for c in 0..<k {
-                    let q = sum[c * plane + i] * scale
-                    if q > 1e-12 { h -= q * logf(q) }
-                }
-                entropy += Double(h)
+            var h: Float = 0
+            for c in 0..<k {
+                let q = sum[c * plane + i] * scale
+                if q > 1e-12 { h -= q * logf(q) }
             }
+            entropy += Double(h)
         }
         // One view: the labels are the logits' argmax as before (the probabilities' argmax is
         // the same but for ties in float rounding).

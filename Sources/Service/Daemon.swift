@@ -337,8 +337,8 @@ public final class ServiceDaemon: @unchecked Sendable {
             try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec))
             FaultInjection.point("publish.renamed")
             outcome = (model.version, StatsSummary(report: products.report, review: products.review))
-            if products.review?.review == true {
-                log.warning(String(format: "study #%lld flagged for review: uncertainty %.3f above %.3f", rec.id, products.review!.uncertainty, products.review!.threshold))
+            if let r = products.review, r.review {
+                log.warning(String(format: "study #%lld flagged for review: uncertainty %.3f above %.3f", rec.id, r.uncertainty, r.threshold))
             }
         } catch is StopRequested {
             try? fm.removeItem(atPath: staging)

@@ -81,7 +81,7 @@ enum StudyPipeline {
     /// `StopRequested` when `shouldStop` turns true between frames.
     static func compute(
         input: StudyInput, model: ServingModel, frames selection: FrameSelection, heartbeat: () -> Void,
-        shouldStop: () -> Bool, subject: String, reviewThreshold: Double = ServiceConfig().reviewUncertainty
+        shouldStop: () -> Bool, subject: String, reviewThreshold: Double
     ) throws -> StudyProducts {
         var timings: [String: Double] = [:]
         let t0 = Date()
