@@ -727,11 +727,18 @@ public struct ChannelStatistics: Codable, Equatable, Sendable {
     /// Statistics of a non-empty set of embeddings with the same channel count (accumulated in
     /// double precision; a spread below 1e-6 is taken as 1e-6).
     public static func of(_ embeddings: [Tensor]) -> ChannelStatistics {
-        precondition(!embeddings.isEmpty)
-        let c = embeddings[0].shape[0]
+        of(count: embeddings.count) { embeddings[$0] }
+    }
+
+    /// `of` the embeddings `embedding(0..<count)` gives, each asked for once and in turn (so
+    /// cached training samples are read one at a time, never all held together).
+    public static func of(count: Int, _ embedding: (Int) -> Tensor) -> ChannelStatistics {
+        precondition(count > 0)
+        let first = embedding(0), c = first.shape[0]
         var sum = [Double](repeating: 0, count: c), sq = [Double](repeating: 0, count: c)
         var n = 0
-        for e in embeddings {
+        for index in 0..<count {
+            let e = index == 0 ? first : embedding(index)
             precondition(e.shape[0] == c)
             let plane = e.count / c
             n += plane

@@ -6,19 +6,76 @@ import SegmentAnything
 /// One labelled short-axis slice, encoded: the embedding and the labels at the head's output
 /// resolution.
 public struct TrainingSample: Sendable {
-    public var embedding: Tensor  // [C, g, g]
+    /// The head's input [C, g, g]: held in memory, or (samples built with an embedding cache)
+    /// read back from the cache each time it is asked for, so a training set of thousands of
+    /// LiteMedSAM views (4 MB each in float32) does not have to fit in memory. Both give the
+    /// same values (the cache's float16 rounding applies to a first run too).
+    public var embedding: Tensor {
+        get {
+            switch storage {
+            case .memory(let t): t
+            case .cache(let c): c.load()
+            }
+        }
+        set { storage = .memory(newValue) }
+    }
     public var labels: [Int]  // [4g * 4g]
     public var source: String
     /// Samples with the same slice are views of one slice (the plain one and its augmented
     /// views): an epoch trains on one view of each slice, drawn at random. nil: a sample of
     /// its own.
     public var slice: String?
+    var storage: Storage
+
+    enum Storage: Sendable {
+        case memory(Tensor)
+        case cache(CachedEmbedding)
+    }
 
     public init(embedding: Tensor, labels: [Int], source: String, slice: String? = nil) {
-        self.embedding = embedding
+        self.init(storage: .memory(embedding), labels: labels, source: source, slice: slice)
+    }
+
+    init(storage: Storage, labels: [Int], source: String, slice: String?) {
+        self.storage = storage
         self.labels = labels
         self.source = source
         self.slice = slice
+    }
+
+    /// Whether the embedding is held in memory (false: read from the cache when used).
+    public var isInMemory: Bool {
+        if case .memory = storage { return true }
+        return false
+    }
+
+    /// The sample with its embedding standardised by `statistics` (a cached one on each read).
+    public func standardized(by statistics: ChannelStatistics) -> TrainingSample {
+        var s = self
+        switch storage {
+        case .memory(let t): s.storage = .memory(statistics.standardize(t))
+        case .cache(var c):
+            c.statistics = statistics
+            s.storage = .cache(c)
+        }
+        return s
+    }
+}
+
+/// An embedding in the cache, by its key, with how to compute it again if the entry is gone
+/// (removed, or found damaged) and the standardisation to apply after reading it.
+struct CachedEmbedding: Sendable {
+    let cache: EmbeddingCache
+    let key: String
+    /// The head's input from the encoder's raw embedding (the plan's `headInput`).
+    let headInput: @Sendable (Tensor) -> Tensor
+    /// The encoder's raw embedding of the sample's field, made again from the slice.
+    let compute: @Sendable () -> Tensor
+    var statistics: ChannelStatistics?
+
+    func load() -> Tensor {
+        let t = headInput(cache.embedding(key: key, compute: compute))
+        return statistics?.standardize(t) ?? t
     }
 }
 
@@ -50,27 +107,43 @@ public enum SliceData {
         let side = 4 * encoder.config.gridSize
         let views = augment ? (plan.augmentation?.views ?? 0) : 0
         // Every slice and view of the frame, then their embeddings (one per core).
-        var fields: [[Float]] = [], pending: [(key: String, v: Int, labels: [Int])] = []
+        var fields: [[Float]] = [], pending: [(key: String, v: Int, labels: [Int], field: @Sendable () -> [Float])] = []
         let heart = views > 0 ? plan.referenceHeartCenter(labels) : .zero
         for k in 0..<image.shape.nz {
             let slice = try image.slice(k), labelSlice = labels.slice(k)
             let key = "\(name) slice \(k)"
             for v in 0...views {
                 let view = v == 0 ? nil : plan.trainingView(v, key: key, centerMM: heart)
-                var field = plan.window(slice, view: view)
-                if let view, let a = plan.augmentation, a.tissueContrast || a.shading > 0 {
-                    let side = plan.sliceSize
-                    let onField = a.tissueContrast ? plan.labels(labelSlice, side: side, view: view) : [UInt8](repeating: 0, count: side * side)
-                    AppearanceRandomization.apply(&field, labels: onField, side: side, seed: view.noiseSeed, shading: a.shading)
-                }
-                fields.append(field)
-                pending.append((key, v, plan.labels(labelSlice, side: side, view: view).map(Int.init)))
+                let field: @Sendable () -> [Float] = { plan.trainingField(slice, labels: labelSlice, view: view) }
+                fields.append(field())
+                pending.append((key, v, plan.labels(labelSlice, side: side, view: view).map(Int.init), field))
             }
         }
         let embeddings = encoder.embedAll(fields, plan: plan, cache: cache)
-        return zip(pending, embeddings).map { p, emb in
-            TrainingSample(embedding: emb, labels: p.labels, source: p.v == 0 ? p.key : "\(p.key) view \(p.v)", slice: p.key)
+        return zip(pending, zip(fields, embeddings)).map { p, done in
+            let source = p.v == 0 ? p.key : "\(p.key) view \(p.v)"
+            // With a cache the embedding is read back when used (it is there now).
+            guard let cache else { return TrainingSample(embedding: done.1, labels: p.labels, source: source, slice: p.key) }
+            let field = p.field
+            let cached = CachedEmbedding(
+                cache: cache, key: EmbeddingCache.key(encoder: encoder.identity, plan: plan, pixels: done.0),
+                headInput: { plan.headInput($0) }, compute: { encoder.embed(plan.encoderInput(field())) })
+            return TrainingSample(storage: .cache(cached), labels: p.labels, source: source, slice: p.key)
         }
+    }
+}
+
+extension PreprocessingPlan {
+    /// The windowed field of a training view (nil: the plain field), with the augmentation's
+    /// appearance randomisation where it asks for it.
+    func trainingField(_ slice: Slice2D<Float>, labels labelSlice: Slice2D<UInt8>, view: AugmentedView?) -> [Float] {
+        var field = window(slice, view: view)
+        if let view, let a = augmentation, a.tissueContrast || a.shading > 0 {
+            let side = sliceSize
+            let onField = a.tissueContrast ? labels(labelSlice, side: side, view: view) : [UInt8](repeating: 0, count: side * side)
+            AppearanceRandomization.apply(&field, labels: onField, side: side, seed: view.noiseSeed, shading: a.shading)
+        }
+        return field
     }
 }
 
@@ -92,10 +165,10 @@ extension SliceData {
     /// statistics (a model continued or refitted) was applied when the samples were built.
     public static func standardizeForTraining(train: inout [TrainingSample], validation: inout [TrainingSample], plan: inout PreprocessingPlan) {
         guard plan.standardizeEmbeddings, plan.embeddingStatistics == nil, !train.isEmpty else { return }
-        let stats = ChannelStatistics.of(train.map(\.embedding))
+        let stats = ChannelStatistics.of(count: train.count) { train[$0].embedding }
         plan.embeddingStatistics = stats
-        for i in train.indices { train[i].embedding = stats.standardize(train[i].embedding) }
-        for i in validation.indices { validation[i].embedding = stats.standardize(validation[i].embedding) }
+        train = train.map { $0.standardized(by: stats) }
+        validation = validation.map { $0.standardized(by: stats) }
     }
 }
 
