@@ -92,6 +92,9 @@ public struct Segmenter {
     /// Inference views per slice (1...64; callers check user input); nil = the plan's
     /// `testTimeRotations`.
     public var testTimeRotations: Int?
+    /// A second pass of a pretrained SAM decoder prompted with boxes of the head's labels
+    /// (`BoxRefiner`); nil: the head's labels as they are.
+    public var refiner: BoxRefiner?
 
     public init(head: SegmentationHead, metadata: HeadMetadata, encoder: FrozenEncoder, cache: EmbeddingCache? = nil) throws {
         guard encoder.identity == metadata.encoder else {
@@ -142,7 +145,9 @@ public struct Segmenter {
         let perSlice = Parallel.map(slices.count) { k in
             let slice = slices[k]
             let views = plan.inferenceWindows(slice, rotations: rotations, centerMM: center).map(logits)
-            return plan.labelsAndUncertainty(viewLogits: views, width: slice.width, height: slice.height, spacing: slice.spacing, centerMM: center)
+            var r = plan.labelsAndUncertainty(viewLogits: views, width: slice.width, height: slice.height, spacing: slice.spacing, centerMM: center)
+            if let refiner { r.labels = refiner.refine(slice, labels: r.labels) }
+            return r
         }
         for k in slices.indices { labels.replaceSubrange((k * plane)..<((k + 1) * plane), with: perSlice[k].labels) }
         return FrameResult(

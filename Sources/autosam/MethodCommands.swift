@@ -171,10 +171,17 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "ACDC-layout dataset folder.") var data: String
     @Option(help: "Patients, comma-separated (default: all not used in training).") var patients: String?
     @Option(help: "Write per-volume results as JSON here.") var json: String?
+    @Option(help: "Refine the head's labels with this pretrained SAM checkpoint's decoder, prompted by boxes of the head's labels (litemedsam or a path).") var refine: String?
+    @Option(help: "Field of view (mm) of the refining pass.") var refineFov = 224.0
+    @Option(help: "Pixels each refining box grows by.") var refineMargin = 3
+    @Flag(help: "Prompt the refining decoder with boxes of the ground truth instead of the head's labels: an upper bound, not a method.") var oracleBoxes = false
     @Option(help: "Inference views per slice: the plain field and its rotations by multiples of 360/N degrees, probabilities averaged (default: the model's plan).") var testRotations: Int?
 
     func run() throws {
-        let seg = try loadSegmenter(model: model, encoder: encoder, testRotations: testRotations)
+        var seg = try loadSegmenter(model: model, encoder: encoder, testRotations: testRotations)
+        let refiner = try refine.map { try BoxRefiner(encoder: try FrozenEncoder(source: $0), fieldOfViewMM: refineFov, marginPixels: refineMargin) }
+        if oracleBoxes && refiner == nil { throw ValidationError("--oracle-boxes needs --refine") }
+        if !oracleBoxes { seg.refiner = refiner }
         let meta = seg.metadata
         var list = try ACDCDataset.patients(in: data)
         if let patients { let ids = Set(patients.split(separator: ",").map(String.init)); list = list.filter { ids.contains($0.id) } }
@@ -185,7 +192,8 @@ struct EvaluateCommand: ParsableCommand {
         for p in list {
             for f in Set([p.info.ed, p.info.es]).sorted() where p.hasLabels(frame: f) {
                 let (image, gt) = try p.labelledFrame(f)
-                let result = try seg.segmentLocated(image)
+                var result = try seg.segmentLocated(image)
+                if oracleBoxes, let refiner { result.labels = try refiner.refine(image, labels: gt) }
                 let m = try SegmentationMetrics.evaluate(prediction: result.labels, reference: gt)
                 all.append(m)
                 scores.append(result.uncertainty.score)
