@@ -127,7 +127,8 @@ public enum SliceData {
             let field = p.field
             let cached = CachedEmbedding(
                 cache: cache, key: EmbeddingCache.key(encoder: encoder.identity, plan: plan, pixels: done.0),
-                headInput: { plan.headInput($0) }, compute: { encoder.embed(plan.encoderInput(field())) })
+                // As a region of one, like embedAll's runs: the same thread count, the same sums.
+                headInput: { plan.headInput($0) }, compute: { Parallel.map(1) { _ in encoder.embed(plan.encoderInput(field())) }[0] })
             return TrainingSample(storage: .cache(cached), labels: p.labels, source: source, slice: p.key)
         }
     }
