@@ -20,9 +20,7 @@ public struct BoxRefiner: Sendable {
     public let encoder: FrozenEncoder
     public let plan: PreprocessingPlan
     public let marginPixels: Int
-    let prompts: PromptEncoder
-    let decoder: MaskDecoder
-    let imagePE: Tensor
+    let decoder: BoxPromptDecoder
 
     public enum SetupError: Error, Equatable, LocalizedError {
         case randomDecoder(String)
@@ -43,13 +41,9 @@ public struct BoxRefiner: Sendable {
         var p = HeadSetup.plan(for: encoder, head: .autosam)
         p.fieldOfViewMM = fieldOfViewMM
         p.augmentation = nil
-        p.standardizeEmbeddings = false
         plan = p
         self.marginPixels = marginPixels
-        let store = ParameterStore(try encoder.samTensors())
-        prompts = try PromptEncoder(config: encoder.config, weights: store)
-        decoder = try MaskDecoder(config: encoder.config, weights: store)
-        imagePE = prompts.densePositionalEncoding()
+        decoder = try BoxPromptDecoder(config: encoder.config, sam: try encoder.samTensors())
     }
 
     /// The refined labels of one slice (row-major on the slice's grid) from the head's.
@@ -66,9 +60,7 @@ public struct BoxRefiner: Sendable {
         let emb = encoder.embed(plan.window(slice, view: view), plan: plan, cache: nil)
         func mask(_ b: (Int, Int, Int, Int)) -> [Float] {
             let m = marginPixels
-            let box = Tensor(shape: [4], data: [Float(max(0, b.0 - m)), Float(max(0, b.1 - m)), Float(min(side - 1, b.2 + m)), Float(min(side - 1, b.3 + m))])
-            let (sparse, dense) = prompts(box: box)
-            return decoder(imageEmbedding: emb, imagePE: imagePE, sparse: sparse, dense: dense, multimaskOutput: false).masks.data
+            return decoder.mask(emb, box: (max(0, b.0 - m), max(0, b.1 - m), min(side - 1, b.2 + m), min(side - 1, b.3 + m))).data
         }
         let n = side * side
         var logits = [Float](repeating: -1e9, count: 4 * n)

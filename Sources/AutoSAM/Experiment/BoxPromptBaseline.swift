@@ -16,19 +16,14 @@ public struct BoxPromptBaseline {
     public let encoder: FrozenEncoder
     public let plan: PreprocessingPlan
     public let cache: EmbeddingCache?
-    let prompts: PromptEncoder
-    let decoder: MaskDecoder
-    let imagePE: Tensor
+    let decoder: BoxPromptDecoder
 
     /// `sam`: the prompt encoder and mask decoder tensors (`FrozenEncoder.samTensors()`).
     public init(encoder: FrozenEncoder, sam: [String: Tensor], plan: PreprocessingPlan, cache: EmbeddingCache?) throws {
         self.encoder = encoder
         self.plan = plan
         self.cache = cache
-        let store = ParameterStore(sam)
-        prompts = try PromptEncoder(config: encoder.config, weights: store)
-        decoder = try MaskDecoder(config: encoder.config, weights: store)
-        imagePE = prompts.densePositionalEncoding()
+        decoder = try BoxPromptDecoder(config: encoder.config, sam: sam)
     }
 
     /// Bounding box (x0, y0, x1, y1), inclusive pixel indices, of `label` in a row-major
@@ -58,9 +53,7 @@ public struct BoxPromptBaseline {
             // Logits over the field: background 0, unprompted classes never win.
             var logits: Tensor?
             for (c, b) in boxes {
-                let box = Tensor(shape: [4], data: [Float(b.0), Float(b.1), Float(b.2), Float(b.3)])
-                let (sparse, dense) = prompts(box: box)
-                let mask = decoder(imageEmbedding: emb, imagePE: imagePE, sparse: sparse, dense: dense, multimaskOutput: false).masks
+                let mask = decoder.mask(emb, box: b)
                 if logits == nil { logits = Tensor(repeating: -1e9, shape: [classes, mask.shape[1], mask.shape[2]]) }
                 let n = mask.shape[1] * mask.shape[2]
                 logits!.data.replaceSubrange(0..<n, with: [Float](repeating: 0, count: n))
