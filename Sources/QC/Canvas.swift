@@ -102,6 +102,22 @@ final class Canvas {
     }
 
     /// The picture as PNG bytes.
+    /// The pixels as interleaved 8-bit RGB, row-major (for a DICOM secondary capture).
+    func rgb() -> [UInt8] {
+        cairo_surface_flush(surface)
+        let stride = Int(cairo_image_surface_get_stride(surface))
+        guard let base = cairo_image_surface_get_data(surface) else { return [] }
+        var out = [UInt8](repeating: 0, count: 3 * width * height)
+        for y in 0..<height {
+            let row = UnsafeMutableRawPointer(base + y * stride).assumingMemoryBound(to: UInt32.self)
+            for x in 0..<width {
+                let c = RGB(argb: row[x]), i = 3 * (y * width + x)
+                out[i] = c.r; out[i + 1] = c.g; out[i + 2] = c.b
+            }
+        }
+        return out
+    }
+
     func png() throws -> Data {
         cairo_surface_flush(surface)
         let status = cairo_status(cr)

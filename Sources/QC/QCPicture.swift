@@ -80,6 +80,8 @@ public enum QCPicture {
     /// A rendered picture: the PNG bytes, its size, the panels and the text lines drawn.
     public struct Rendered: Sendable {
         public var png: Data
+        /// The same picture as interleaved 8-bit RGB, row-major (width x height x 3).
+        public var rgb: [UInt8]
         public var width: Int, height: Int
         public var panels: [Panel]
         public var ed: SliceChoice, es: SliceChoice
@@ -145,7 +147,7 @@ public enum QCPicture {
             }
             y += Double(lineH)
         }
-        return Rendered(png: try canvas.png(), width: width, height: height, panels: panels, ed: choices.ed, es: choices.es, textLines: lines)
+        return Rendered(png: try canvas.png(), rgb: canvas.rgb(), width: width, height: height, panels: panels, ed: choices.ed, es: choices.es, textLines: lines)
     }
 
     /// Renders the picture and writes it atomically to `path` (a reader sees the old file or

@@ -38,6 +38,9 @@ struct StudyProducts {
     var stats: Data
     var report: FunctionReport?
     var qc: Data?
+    /// The QC picture's pixels and the (slice, frame) of the images it shows, for its DICOM
+    /// copy (DICOM input only).
+    var qcPicture: (rgb: [UInt8], width: Int, height: Int, shown: [(slice: Int, frame: Int)])?
     var qcError: String?
     var edFrame: Int?
     var esFrame: Int?
@@ -160,6 +163,9 @@ enum StudyPipeline {
                     edImage: try input.frame(ed), edLabels: edMap, esImage: try input.frame(es), esLabels: esMap, report: report,
                     annotations: QCPicture.Annotations(modelVersion: model.version, date: ISO8601DateFormatter().string(from: Date())))
                 p.qc = r.png
+                if input.dicom != nil {
+                    p.qcPicture = (r.rgb, r.width, r.height, r.panels.map { ($0.slice, $0.phase == "ED" ? ed : es) })
+                }
             } catch {
                 // The picture is an aid; a study is not failed for it, and the reason is recorded.
                 p.qcError = "\(error)"
@@ -191,6 +197,7 @@ enum StudyPipeline {
                     throw StudyError("cannot make the DICOM SEG \(s.name): \(e)")
                 }
             }
+            try publishDicomResults(p, cine: cine, provenance: provenance, staging: staging)
         }
         try wrap("writing stats.json") { try AtomicFile.write(p.stats, to: staging + "/stats.json") }
         if let qc = p.qc { try wrap("writing qc.png") { try AtomicFile.write(qc, to: staging + "/qc.png") } }
@@ -205,6 +212,33 @@ enum StudyPipeline {
             throw OutputWriteError("renaming the outputs into \(final): \(String(cString: strerror(errno)))")
         }
         try wrap("syncing the outbox") { try syncDirectory((final as NSString).deletingLastPathComponent) }
+    }
+}
+
+/// The DICOM results beside the SEGs: the measurement report (SR, TID 1500) referencing the ED
+/// and ES SEGs, and the QC picture (when it could be drawn) as a secondary capture. A failed
+/// write is retried as every output's is; any other failure fails the study, as a SEG's does.
+private func publishDicomResults(_ p: StudyProducts, cine: DicomCine, provenance: Provenance, staging: String) throws {
+    guard let report = p.report, p.segs.count == 2 else { return }
+    var sr = DicomSROptions()
+    sr.algorithmVersion = BuildInfo.version
+    sr.modelName = "autosam head \(provenance.head.version)"
+    sr.algorithmParameters = ["head \(provenance.head.version) (\(provenance.head.kind))",
+                              "encoder \(provenance.encoder.name) \(provenance.encoder.sha256.map { "sha256:" + $0 } ?? provenance.encoder.identity)"]
+    do {
+        try DicomSRWriter.write(report, of: cine, edSeg: staging + "/" + p.segs[0].name, esSeg: staging + "/" + p.segs[1].name,
+                                to: staging + "/sr.dcm", options: sr)
+    } catch let e as DicomError {
+        if case .writeFailed = e { throw OutputWriteError("writing sr.dcm: \(e)") }
+        throw StudyError("cannot make the DICOM SR: \(e)")
+    }
+    if let q = p.qcPicture {
+        do {
+            try DicomPictureWriter.write(rgb: q.rgb, width: q.width, height: q.height, of: cine, shown: q.shown, to: staging + "/qc.dcm")
+        } catch let e as DicomError {
+            if case .writeFailed = e { throw OutputWriteError("writing qc.dcm: \(e)") }
+            throw StudyError("cannot make the DICOM QC picture: \(e)")
+        }
     }
 }
 

@@ -37,6 +37,29 @@ struct DICOMBadInputTests {
         }
     }
 
+    /// The SR and picture writers refuse bad requests with a specific error and leave no file.
+    @Test func badReportAndPictureRequests() throws {
+        let dir = try makeTemporaryFolder("autosam-bad")
+        defer { removeFolder(dir) }
+        let cine = try DicomStudyReader.readCine(folder: try DicomFixture.get().folder)
+        let path = dir + "/out.dcm"
+        #expect(throws: DicomError.self) { try DicomPictureWriter.write(rgb: [1, 2, 3], width: 2, height: 1, of: cine, shown: [], to: path) }
+        #expect(throws: DicomError.self) {
+            try DicomPictureWriter.write(rgb: [UInt8](repeating: 0, count: 12), width: 2, height: 2, of: cine, shown: [(cine.volume.shape.nz, 0)], to: path)
+        }
+        // A report whose SEG is not a DICOM file.
+        try Data("not dicom".utf8).write(to: URL(fileURLWithPath: dir + "/seg.dcm"))
+        let map = LabelMap(shape: cine.volume.shape.spatial, geometry: cine.volume.geometry, labels: [UInt8](repeating: 3, count: cine.volume.shape.voxelsPerFrame))
+        let report = try ClinicalStats.report(ed: map, es: map)
+        do {
+            try DicomSRWriter.write(report, of: cine, edSeg: dir + "/seg.dcm", esSeg: dir + "/seg.dcm", to: path)
+            Issue.record("a report referencing a non-DICOM SEG must not be written")
+        } catch let e as DicomError {
+            #expect("\(e)".contains("seg.dcm") || "\(e)".lowercased().contains("dicom"), "\(e)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test func truncatedFile() throws {
         let dir = try makeTemporaryFolder("autosam-bad")
         defer { removeFolder(dir) }

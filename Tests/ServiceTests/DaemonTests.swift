@@ -79,6 +79,15 @@ import Testing
             let seg = try DicomSegReader.read(out + "/seg_ed.dcm")
             let back = try seg.labelMap(on: input.geometry, slices: input.shape.nz)
             #expect(back.labels == ed.labels, "the SEG and the NIfTI label map disagree")
+            // The measurement report and the QC picture, in the input's study (what they hold:
+            // DICOMCrossCheckTests, read by highdicom and dciodvfy).
+            let sr = try DicomFile.readHeader(out + "/sr.dcm"), qcDicom = try DicomFile.readHeader(out + "/qc.dcm")
+            let studyUID = try DicomFile.readHeader(out + "/seg_ed.dcm").studyInstanceUID
+            #expect(sr.sopClassUID == "1.2.840.10008.5.1.4.1.1.88.22" && sr.studyInstanceUID == studyUID)
+            #expect(qcDicom.sopClassUID == "1.2.840.10008.5.1.4.1.1.7" && qcDicom.studyInstanceUID == studyUID)
+            #expect(qcDicom.columns == qc.width && qcDicom.rows == qc.height && qcDicom.samplesPerPixel == 3)
+        } else {
+            #expect(!fm.fileExists(atPath: out + "/sr.dcm") && !fm.fileExists(atPath: out + "/qc.dcm"))
         }
     }
 

@@ -230,6 +230,77 @@ typedef struct asn_dicom_seg_request {
 int asn_dicom_write_seg(const char *path, const asn_dicom_seg_request *request,
                         const uint8_t *labels, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------- structured report */
+
+/* One measured value of an SR measurement group. */
+typedef struct asn_dicom_sr_value {
+    asn_dicom_code concept;         /* what is measured (e.g. LOINC 8821-1) */
+    asn_dicom_code unit;            /* UCUM */
+    double value;
+    const char *equivalent_meaning; /* NULL or empty: none */
+} asn_dicom_sr_value;
+
+/* A measurement group: a volumetric ROI group (TID 1411) when it names a SEG file and a
+ * segment of it, else a group of measurements of the study (TID 1501). */
+typedef struct asn_dicom_sr_group {
+    const char *tracking_id;     /* a readable label of the group */
+    const char *time_point;      /* NULL or empty: none (e.g. "ED", "ES") */
+    asn_dicom_code finding_site; /* empty value: none */
+    const char *seg_file;        /* NULL or empty: not of one segment */
+    int32_t segment_number;
+    int32_t value_count;
+    const asn_dicom_sr_value *values;
+} asn_dicom_sr_group;
+
+/* An Imaging Measurement Report (TID 1500, Enhanced SR) in the study of `source_file`. */
+typedef struct asn_dicom_sr_request {
+    const char *source_file;               /* an image of the source series: patient and study
+                                              are copied from it */
+    const char *source_series_instance_uid;
+    asn_dicom_code procedure;              /* Procedure Reported */
+    const char *series_instance_uid;       /* NULL or empty: a new one */
+    const char *series_description;
+    int32_t series_number;
+    int32_t instance_number;
+    const char *device_uid;                /* the observing device (NULL: a new UID) */
+    const char *device_name;
+    const char *manufacturer;
+    const char *model_name;
+    const char *software_version;
+    const char *algorithm_name;            /* on every volumetric measurement (TID 4019) */
+    const char *algorithm_version;
+    int32_t parameter_count;
+    const char *const *algorithm_parameters;
+    int32_t group_count;
+    const asn_dicom_sr_group *groups;
+} asn_dicom_sr_request;
+
+/* Writes the report. Every SEG file a group names is listed as evidence. */
+int asn_dicom_write_sr(const char *path, const asn_dicom_sr_request *request, char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- secondary capture */
+
+/* A derived RGB picture (Secondary Capture Image Storage) in the study of `source_file`. */
+typedef struct asn_dicom_sc_request {
+    const char *source_file;            /* an image of the source series: patient and study
+                                           are copied from it */
+    int32_t rows, columns;
+    const char *series_instance_uid;    /* NULL or empty: a new one */
+    const char *series_description;
+    int32_t series_number;
+    int32_t instance_number;
+    const char *derivation_description;
+    const char *manufacturer;
+    const char *software_version;
+    int32_t source_count;               /* the images the picture shows (Source Image Sequence) */
+    const char *const *source_sop_class_uids;
+    const char *const *source_sop_instance_uids;
+} asn_dicom_sc_request;
+
+/* Writes the picture: `rgb` holds rows * columns * 3 bytes, R G B per pixel, row-major. */
+int asn_dicom_write_sc(const char *path, const asn_dicom_sc_request *request, const uint8_t *rgb,
+                       char *err, size_t errlen);
+
 /* Reading a SEG back (for round trips and for importing corrected segmentations). */
 typedef struct asn_dicom_seg_handle asn_dicom_seg_handle;
 
