@@ -82,6 +82,9 @@ extern "C" int asn_dicom_write_sc(const char *path, const asn_dicom_sc_request *
         if (c.bad() || item == nullptr) return fail(err, errlen, ASN_DICOM_ERR_INVALID, "cannot add a source image reference");
         item->putAndInsertString(DCM_ReferencedSOPClassUID, r->source_sop_class_uids[i]);
         item->putAndInsertString(DCM_ReferencedSOPInstanceUID, r->source_sop_instance_uids[i]);
+        if (r->source_frame_numbers != nullptr && r->source_frame_numbers[i] > 0) {
+            item->putAndInsertString(DCM_ReferencedFrameNumber, std::to_string(r->source_frame_numbers[i]).c_str());
+        }
     }
     const size_t bytes = size_t(r->rows) * size_t(r->columns) * 3;
     c = d->putAndInsertUint8Array(DCM_PixelData, rgb, OFstatic_cast(unsigned long, bytes));

@@ -25,6 +25,8 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// inbox and not claimed again before `until`; the wait doubles with each failure.
     var claimBackoff: [String: (until: Double, failures: Int)] = [:]
     var signalSources: [DispatchSourceSignal] = []
+    /// Sends results to the PACS destinations (nil when none is configured).
+    var sender: PacsSender?
     /// A study's attempt ended by a journal error: its row may still read `processing`.
     var journalUnsettled = false
     /// The wall clock (journal times, retry times, refit intervals); a test may set it back or
@@ -99,6 +101,14 @@ public final class ServiceDaemon: @unchecked Sendable {
         notifier.ready(status: "ready; head \(models.version)")
         let watchdog = startWatchdog()
         defer { watchdog?.cancel() }
+        if !config.pacsDestinations.isEmpty {
+            let s = PacsSender(config: config, journal: journal, log: log)
+            s.wallClock = wallClock
+            s.start()
+            sender = s
+            log.info("sending DICOM results to \(config.pacsDestinations.map(\.description).joined(separator: ", "))")
+        }
+        defer { sender?.stop(); sender = nil }
         var lastStatus = ""
         var failures = 0
         while !state.stopRequested {
@@ -389,7 +399,8 @@ public final class ServiceDaemon: @unchecked Sendable {
             log.error("study #\(rec.id): bookkeeping after the outputs failed (\(redact("\(error)", rec))); retry in \(Int(delay)) s")
             return
         }
-        try journal.markDone(rec.id, modelVersion: version, seconds: seconds)
+        try journal.markDone(rec.id, modelVersion: version, seconds: seconds, sends: PacsSender.sends(config: config, folder: finalPath(rec)))
+        sender?.poke()
         FaultInjection.point("finish.done")
         log.info(String(format: "study #%lld done in %.1f s (head %@)", rec.id, seconds, version))
     }

@@ -54,6 +54,30 @@ public struct LabelRecord: Sendable, Codable, Equatable {
 
 /// The service's durable record (SQLite through GRDB, WAL mode): every state change of a study
 /// is one transaction, so a crash leaves each study in a state the next start can resume from.
+/// One result file queued for one PACS destination.
+public struct SendRecord: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var studyId: Int64
+    public var destination: String
+    public var path: String
+    /// "pending" or "sent".
+    public var state: String
+    public var attempts: Int
+    public var nextAttemptAt: Double
+    public var sentAt: Double?
+    public var lastError: String?
+}
+
+/// One destination's sends, as `autosam status` shows them.
+public struct SendSummary: Sendable, Codable, Equatable {
+    public var destination: String
+    public var sent: Int
+    public var pending: Int
+    public var maxAttempts: Int
+    public var lastError: String?
+    public var nextAttemptAt: Double?
+}
+
 public final class Journal: @unchecked Sendable {
     public let path: String
     let db: DatabaseQueue
@@ -131,7 +155,85 @@ public final class Journal: @unchecked Sendable {
                 );
                 """)
         }
+        m.registerMigration("v2-sends") { db in
+            // One row per result file and PACS destination, written with the study's `done`.
+            try db.execute(sql: """
+                CREATE TABLE sends (
+                  id INTEGER PRIMARY KEY AUTOINCREMENT,
+                  study_id INTEGER NOT NULL,
+                  destination TEXT NOT NULL,
+                  path TEXT NOT NULL,
+                  state TEXT NOT NULL,
+                  attempts INTEGER NOT NULL DEFAULT 0,
+                  created_at REAL NOT NULL,
+                  next_attempt_at REAL NOT NULL,
+                  sent_at REAL,
+                  last_error TEXT,
+                  UNIQUE (study_id, destination, path)
+                );
+                CREATE INDEX sends_due ON sends(state, next_attempt_at);
+                """)
+        }
         try m.migrate(db)
+    }
+
+    // MARK: sends to PACS destinations
+
+    /// Sends due at `now` (or, the clock having gone back, before `latest`), oldest first.
+    public func dueSends(now: Double = Journal.now(), latest: Double = .greatestFiniteMagnitude, limit: Int = 100) throws -> [SendRecord] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM sends WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
+                ORDER BY next_attempt_at, id LIMIT ?
+                """, arguments: [now, latest, limit]).map(Self.send)
+        }
+    }
+
+    public func markSent(_ id: Int64) throws {
+        try db.write { db in
+            try db.execute(sql: "UPDATE sends SET state = 'sent', attempts = attempts + 1, sent_at = ?, last_error = NULL WHERE id = ?",
+                           arguments: [Self.now(), id])
+        }
+    }
+
+    /// A failed try: pending again after `delay` seconds, with its reason.
+    public func markSendFailed(_ id: Int64, error: String, delay: Double) throws {
+        try db.write { db in
+            try db.execute(sql: "UPDATE sends SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+                           arguments: [error, Self.now() + delay, id])
+        }
+    }
+
+    public func sends(study: Int64? = nil) throws -> [SendRecord] {
+        try db.read { db in
+            if let study { return try Row.fetchAll(db, sql: "SELECT * FROM sends WHERE study_id = ? ORDER BY id", arguments: [study]).map(Self.send) }
+            return try Row.fetchAll(db, sql: "SELECT * FROM sends ORDER BY id").map(Self.send)
+        }
+    }
+
+    /// Per destination: files sent, files waiting, and the waiting ones' latest error and
+    /// most tries (what `autosam status` shows).
+    public func sendSummary() throws -> [SendSummary] {
+        try db.read { db in
+            guard try db.tableExists("sends") else { return [] }
+            return try Row.fetchAll(db, sql: """
+                SELECT destination,
+                       SUM(state = 'sent') AS sent, SUM(state = 'pending') AS pending,
+                       MAX(CASE WHEN state = 'pending' THEN attempts END) AS tries,
+                       (SELECT last_error FROM sends s2 WHERE s2.destination = sends.destination AND s2.state = 'pending'
+                          AND s2.last_error IS NOT NULL ORDER BY s2.next_attempt_at DESC LIMIT 1) AS last_error,
+                       MIN(CASE WHEN state = 'pending' THEN next_attempt_at END) AS next_attempt_at
+                FROM sends GROUP BY destination ORDER BY destination
+                """).map { r in
+                SendSummary(destination: r["destination"], sent: r["sent"] ?? 0, pending: r["pending"] ?? 0,
+                            maxAttempts: r["tries"] ?? 0, lastError: r["last_error"], nextAttemptAt: r["next_attempt_at"])
+            }
+        }
+    }
+
+    static func send(_ r: Row) -> SendRecord {
+        SendRecord(id: r["id"], studyId: r["study_id"], destination: r["destination"], path: r["path"], state: r["state"],
+                   attempts: r["attempts"], nextAttemptAt: r["next_attempt_at"], sentAt: r["sent_at"], lastError: r["last_error"])
     }
 
     public static func now() -> Double { Date().timeIntervalSince1970 }
@@ -217,10 +319,17 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
-    public func markDone(_ id: Int64, modelVersion: String, seconds: Double) throws {
+    /// The study is done; `sends` (destination, file) are queued in the same transaction, so
+    /// a done study's results are never left unsent by a crash (a repeated pair is kept once).
+    public func markDone(_ id: Int64, modelVersion: String, seconds: Double, sends: [(destination: String, path: String)] = []) throws {
         try db.write { db in
+            let now = Self.now()
             try db.execute(sql: "UPDATE studies SET state = 'done', finished_at = ?, model_version = ?, seconds = ?, reason = NULL, next_attempt_at = NULL WHERE id = ?",
-                           arguments: [Self.now(), modelVersion, seconds, id])
+                           arguments: [now, modelVersion, seconds, id])
+            for s in sends {
+                try db.execute(sql: "INSERT OR IGNORE INTO sends (study_id, destination, path, state, created_at, next_attempt_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+                               arguments: [id, s.destination, s.path, now, now])
+            }
             try event(db, id, .done)
         }
     }

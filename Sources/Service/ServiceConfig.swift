@@ -86,6 +86,15 @@ public struct ServiceConfig: Sendable {
     // [log]
     public var logLevel = LogLevel.info
 
+    // [pacs]
+    /// Where the DICOM results (SEG, SR, QC picture) of DICOM studies are sent by C-STORE,
+    /// each written `AE@host:port`; none: nothing is sent.
+    public var pacsDestinations: [DicomDestination] = []
+    public var pacsCallingAE = "AUTOSAM"
+    public var pacsTimeout: Double = 30
+    public var pacsRetryBackoff: Double = 30
+    public var pacsRetryBackoffMax: Double = 3600
+
     // [service]
     /// The watchdog is fed only while the worker shows progress at least this often.
     public var stallLimit: Double = 900
@@ -152,6 +161,20 @@ public struct ServiceConfig: Sendable {
         ("refit", "validation_volumes", { $0.refitValidationVolumes = try $1.int(min: 1) }),
         ("log", "level", { $0.logLevel = LogLevel(rawValue: try $1.oneOf(["debug", "info", "warning", "error"]))! }),
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),
+        ("pacs", "destinations", { c, v in
+            c.pacsDestinations = try v.strings().map { s in
+                guard let d = DicomDestination(s) else { throw v.fail("a list of \"AE@host:port\" (AE title of 1...16 characters, port 1...65535)") }
+                return d
+            }
+        }),
+        ("pacs", "calling_ae", { c, v in
+            let ae = try v.string()
+            guard DicomDestination(ae + "@h:1") != nil else { throw v.fail("an AE title of 1...16 characters") }
+            c.pacsCallingAE = ae
+        }),
+        ("pacs", "timeout_s", { $0.pacsTimeout = try $1.double(min: 1) }),
+        ("pacs", "retry_backoff_s", { $0.pacsRetryBackoff = try $1.double(min: 0) }),
+        ("pacs", "retry_backoff_max_s", { $0.pacsRetryBackoffMax = try $1.double(min: 0) }),
     ]
 
     /// The environment variable that overrides a key.
@@ -229,6 +252,9 @@ public struct ServiceConfig: Sendable {
         guard !marker.isEmpty, !marker.contains("/") else { throw ConfigError("inbox.marker must be a plain file name, not '\(marker)'") }
         guard retryBackoffMax >= retryBackoff else {
             throw ConfigError("inbox.retry_backoff_max_s (\(retryBackoffMax)) is below inbox.retry_backoff_s (\(retryBackoff))")
+        }
+        guard pacsRetryBackoffMax >= pacsRetryBackoff else {
+            throw ConfigError("pacs.retry_backoff_max_s (\(pacsRetryBackoffMax)) is below pacs.retry_backoff_s (\(pacsRetryBackoff))")
         }
         do { try seriesRules.validate() } catch { throw ConfigError("series_rules: \(error)") }
         let looksLikePath = encoder.contains("/") || encoder.contains(".")

@@ -39,6 +39,8 @@ public struct ServiceStatus: Codable, Sendable {
     public var labelledPending: Int
     public var labelledTotal: Int
     public var lastRefit: Refit?
+    /// Per PACS destination: results sent and waiting, with the latest error of the waiting.
+    public var pacs: [SendSummary] = []
 
     static func time(_ t: Double?) -> String? {
         t.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) }
@@ -61,7 +63,8 @@ public struct ServiceStatus: Codable, Sendable {
             labelledPending: try j.pendingLabelledVolumes(),
             labelledTotal: labels.filter { $0.state == "accepted" }.map(\.volumes).reduce(0, +),
             lastRefit: last.map { Refit(id: $0.id, startedAt: time($0.startedAt) ?? "", finishedAt: time($0.finishedAt), volumes: $0.volumes,
-                                        outcome: $0.outcome ?? "running", candidateVersion: $0.candidateVersion, detail: $0.detail) })
+                                        outcome: $0.outcome ?? "running", candidateVersion: $0.candidateVersion, detail: $0.detail) },
+            pacs: try j.sendSummary())
     }
 
     public func jsonData() throws -> Data { try sortedJSONData(self) }
@@ -84,6 +87,14 @@ public struct ServiceStatus: Codable, Sendable {
         } else {
             lines.append("last refit: none")
         }
+        for d in pacs {
+            var line = "pacs \(d.destination): \(d.sent) sent, \(d.pending) waiting"
+            if d.pending > 0, let e = d.lastError {
+                line += " - FAILING after \(d.maxAttempts) tries: \(e.split(separator: "\n").first ?? "")"
+                if let t = Self.time(d.nextAttemptAt) { line += "; next try \(t)" }
+            }
+            lines.append(line)
+        }
         return lines.joined(separator: "\n")
     }
 }
@@ -104,6 +115,8 @@ extension ServiceConfig {
             "refit.enabled = \(refitEnabled)", "refit.every_n_volumes = \(refitEveryVolumes)", "refit.interval_hours = \(refitIntervalHours)",
             "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.epoch_samples = \(refitEpochSamples)", "refit.validation_volumes = \(refitValidationVolumes)",
             "log.level = \(logLevel.rawValue)", "service.stall_limit_s = \(stallLimit)",
+            "pacs.destinations = \(pacsDestinations.map(\.description))", "pacs.calling_ae = \(pacsCallingAE)",
+            "pacs.timeout_s = \(pacsTimeout)", "pacs.retry_backoff_s = \(pacsRetryBackoff)", "pacs.retry_backoff_max_s = \(pacsRetryBackoffMax)",
         ]
         return lines.joined(separator: "\n")
     }

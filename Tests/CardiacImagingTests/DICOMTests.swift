@@ -196,9 +196,21 @@ struct DICOMEnhancedTests {
         let seg = try DicomSegReader.read(segPath)
         #expect(try seg.labelMap().labels == gt.labels)
         #expect(seg.frames.allSatisfy { $0.referencedSOPInstanceUID == b.source(slice: 0, frame: 0).sopInstanceUID })
+        // The measurement report and the QC picture of an enhanced source: one instance,
+        // referenced by frame.
+        let ed = study.truth.edFrame - 1
+        let edSeg = dir + "/seg_ed.dcm", srPath = dir + "/sr.dcm", picture = dir + "/qc.dcm"
+        let edTruth = PhantomGenerator.groundTruth(patient: DicomFixture.patient, seed: DicomFixture.seed, frame: ed)
+        try DicomSegWriter.write(edTruth, frame: ed, of: b, to: edSeg)
+        try DicomSRWriter.write(try ClinicalStats.report(ed: edTruth, es: gt), of: b, edSeg: edSeg, esSeg: segPath, to: srPath)
+        try DicomPictureWriter.write(rgb: [UInt8](repeating: 90, count: 8 * 6 * 3), width: 8, height: 6, of: b,
+                                     shown: [(0, ed), (1, ed), (0, es)], to: picture)
+        #expect(try DicomFile.readHeader(srPath).studyInstanceUID == b.info.studyInstanceUID)
         if let tool = findTool("dciodvfy") {
-            let errors = runTool(tool, [segPath]).output.split(separator: "\n").filter { $0.hasPrefix("Error") }
-            #expect(errors.isEmpty, "\(errors)")
+            for path in [segPath, edSeg, srPath, picture] {
+                let errors = runTool(tool, [path]).output.split(separator: "\n").filter { $0.hasPrefix("Error") }
+                #expect(errors.isEmpty, "\(path): \(errors)")
+            }
         }
     }
 }

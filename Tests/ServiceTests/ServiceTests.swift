@@ -44,6 +44,31 @@ import Glibc
         #expect(!c.refitEnabled && c.seriesRules.avoidDescriptions == ["scout"])
     }
 
+    @Test func pacsDestinationsParse() throws {
+        let c = try ServiceConfig.parse("[pacs]\ndestinations = [\"PACS@10.0.0.5:104\", \"ORTHANC@pacs.example.org:4242\"]\ncalling_ae = \"CARDIO\"\n",
+                                        environment: ["AUTOSAM_PACS_TIMEOUT_S": "12"])
+        #expect(c.pacsDestinations == [DicomDestination(aeTitle: "PACS", host: "10.0.0.5", port: 104),
+                                       DicomDestination(aeTitle: "ORTHANC", host: "pacs.example.org", port: 4242)])
+        #expect(c.pacsCallingAE == "CARDIO" && c.pacsTimeout == 12)
+        #expect(DicomDestination("PACS@[::1]:104")?.host == "[::1]")
+    }
+
+    /// An unreachable destination is a clear error naming it, quickly (nothing listens there).
+    @Test func sendingToNobodyNamesTheDestination() throws {
+        let port = Int(try #require(freeTCPPort()))
+        let d = DicomDestination(aeTitle: "NOBODY", host: "127.0.0.1", port: port)
+        let folder = try makeTempFolder()
+        defer { removeTempFolder(folder) }
+        let file = try Fixtures.dicomStudy(2, into: folder).folder
+        let one = try #require(try FileManager.default.subpathsOfDirectory(atPath: file).first { $0.hasSuffix(".dcm") })
+        do {
+            _ = try DicomSender.store([file + "/" + one], to: d, callingAE: "AUTOSAM", timeoutSeconds: 5)
+            Issue.record("a C-STORE to a closed port must fail")
+        } catch {
+            #expect("\(error)".contains("NOBODY@127.0.0.1:\(port)"), "\(error)")
+        }
+    }
+
     @Test func badConfigurationsNameTheKey() {
         let cases: [(String, [String: String], String)] = [
             ("[inbox]\nquiet_periodd = 3\n", [:], "unknown key 'quiet_periodd' in [inbox]"),
@@ -60,6 +85,12 @@ import Glibc
             ("[refit]\nepoch_samples = 1000000000\n", [:], "refit.epoch_samples must be a whole number in 0...100000"),
             ("", ["AUTOSAM_INBOX_MAX_ATTEMPTS": "many"], "AUTOSAM_INBOX_MAX_ATTEMPTS must be a whole number"),
             ("", ["AUTOSAM_REFIT_ENABLED": "perhaps"], "AUTOSAM_REFIT_ENABLED must be true or false"),
+            ("[pacs]\ndestinations = [\"PACS@host\"]\n", [:], "pacs.destinations must be a list of \"AE@host:port\""),
+            ("[pacs]\ndestinations = [\"@host:104\"]\n", [:], "pacs.destinations must be a list"),
+            ("[pacs]\ndestinations = [\"PACS@host:70000\"]\n", [:], "pacs.destinations must be a list"),
+            ("[pacs]\ndestinations = [\"AN_AE_TITLE_TOO_LONG@host:104\"]\n", [:], "pacs.destinations must be a list"),
+            ("[pacs]\ncalling_ae = \"\"\n", [:], "pacs.calling_ae must be an AE title"),
+            ("[pacs]\nretry_backoff_s = 60\nretry_backoff_max_s = 10\n", [:], "pacs.retry_backoff_max_s (10.0) is below"),
         ]
         for (text, env, expected) in cases {
             do {

@@ -295,11 +295,31 @@ typedef struct asn_dicom_sc_request {
     int32_t source_count;               /* the images the picture shows (Source Image Sequence) */
     const char *const *source_sop_class_uids;
     const char *const *source_sop_instance_uids;
+    const int32_t *source_frame_numbers; /* 1-based frame of a multi-frame source, 0 none; or NULL */
 } asn_dicom_sc_request;
 
 /* Writes the picture: `rgb` holds rows * columns * 3 bytes, R G B per pixel, row-major. */
 int asn_dicom_write_sc(const char *path, const asn_dicom_sc_request *request, const uint8_t *rgb,
                        char *err, size_t errlen);
+
+/* ---------------------------------------------------------------- sending (C-STORE) */
+
+typedef struct asn_dicom_store_request {
+    const char *host;
+    int32_t port;
+    const char *calling_ae; /* ours */
+    const char *called_ae;  /* the peer's */
+    int32_t timeout_s;      /* connection, association and each message */
+} asn_dicom_store_request;
+
+/* Sends the files over one association (a presentation context per SOP Class, the file's own
+ * transfer syntax and the two little-endian ones offered). `statuses[i]` receives the peer's
+ * C-STORE response status of file i (0 success; 0xB000-0xBFFF warning), or 0xFFFF when it was
+ * not sent (unreadable file, no accepted context, the association broke before it). Returns
+ * ASN_DICOM_OK when the association was made and released, whatever the statuses say;
+ * ASN_DICOM_ERR_IO when the peer could not be reached or refused the association. */
+int asn_dicom_store(const asn_dicom_store_request *request, const char *const *files, int32_t count,
+                    uint16_t *statuses, char *err, size_t errlen);
 
 /* Reading a SEG back (for round trips and for importing corrected segmentations). */
 typedef struct asn_dicom_seg_handle asn_dicom_seg_handle;

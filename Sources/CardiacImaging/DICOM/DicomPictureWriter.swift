@@ -14,7 +14,8 @@ public struct DicomPictureOptions: Sendable {
 
 /// Writes an 8-bit RGB picture as a Secondary Capture image in a DICOM cine's study (DCMTK):
 /// patient and study from the cine's images, Image Type DERIVED\SECONDARY, burned-in text
-/// declared, and the images it shows in the Source Image Sequence. Atomic.
+/// declared, and the images it shows in the Source Image Sequence (with the frame number for a
+/// multi-frame source). Atomic.
 public enum DicomPictureWriter {
     /// `rgb`: width x height x 3 bytes, row-major. `shown`: (slice, frame) of the cine's
     /// images the picture shows (0-based).
@@ -29,14 +30,17 @@ public enum DicomPictureWriter {
         for s in shown where !(0..<shape.nz).contains(s.slice) || !(0..<shape.nt).contains(s.frame) {
             throw DicomError.invalidArgument("shown image (slice \(s.slice), frame \(s.frame)) is outside the cine")
         }
+        // Each shown image once: an instance, and its frame for a multi-frame source.
         var seen = Set<String>()
-        let sources = shown.map { cine.source(slice: $0.slice, frame: $0.frame) }.filter { seen.insert($0.sopInstanceUID).inserted }
+        let sources = shown.map { cine.source(slice: $0.slice, frame: $0.frame) }
+            .filter { seen.insert($0.sopInstanceUID + "#" + String($0.frameIndex ?? -1)).inserted }
         let strings = CStrings()
         defer { strings.free() }
         let classes = CBuffer(sources.map { Optional(strings.make($0.sopClassUID)) })
         let instances = CBuffer(sources.map { Optional(strings.make($0.sopInstanceUID)) })
+        let frames = CBuffer(sources.map { Int32(($0.frameIndex ?? -1) + 1) })
         let pixels = CBuffer(rgb)
-        defer { classes.free(); instances.free(); pixels.free() }
+        defer { classes.free(); instances.free(); frames.free(); pixels.free() }
         var r = asn_dicom_sc_request()
         r.source_file = strings.make(cine.source(slice: 0, frame: 0).path)
         r.rows = Int32(height)
@@ -51,6 +55,7 @@ public enum DicomPictureWriter {
         r.source_count = Int32(sources.count)
         r.source_sop_class_uids = UnsafePointer(classes.pointer)
         r.source_sop_instance_uids = UnsafePointer(instances.pointer)
+        r.source_frame_numbers = UnsafePointer(frames.pointer)
         try AtomicFile.write(to: path) { tmp in
             var err = DicomFile.errorBuffer()
             let rc = asn_dicom_write_sc(tmp, &r, pixels.pointer, &err, err.count)
