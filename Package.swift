@@ -54,7 +54,7 @@ let package = Package(
             path: "Sources/CDicom",
             cxxSettings: [.define("HAVE_CONFIG_H"), .unsafeFlags(["-std=c++17"])],
             linkerSettings: [
-                .linkedLibrary("dcmnet"), .linkedLibrary("cmr"), .linkedLibrary("dcmsr"), .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
+                .linkedLibrary("dcmtls"), .linkedLibrary("dcmnet"), .linkedLibrary("cmr"), .linkedLibrary("dcmsr"), .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
                 .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmjpls"), .linkedLibrary("dcmimage"),
                 .linkedLibrary("dcmimgle"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"),
                 .linkedLibrary("ofstd"), .linkedLibrary("stdc++"),

@@ -2,9 +2,11 @@
 #include "internal.h"
 
 #include "dcmtk/dcmnet/scu.h"
+#include "dcmtk/dcmtls/tlsscu.h"
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -37,7 +39,21 @@ extern "C" int asn_dicom_store(const asn_dicom_store_request *r, const char *con
         std::vector<std::string> &list = syntaxes[classes[i]];
         if (!ts.empty() && std::find(list.begin(), list.end(), std::string(ts.c_str())) == list.end()) list.push_back(ts.c_str());
     }
-    DcmSCU scu;
+    if (r->tls && empty(r->tls_ca_file)) return fail(err, errlen, ASN_DICOM_ERR_INVALID, "TLS needs a file of trusted certificates");
+    if (r->tls && empty(r->tls_certificate) != empty(r->tls_private_key)) {
+        return fail(err, errlen, ASN_DICOM_ERR_INVALID, "a TLS client certificate needs its private key, and the other way round");
+    }
+    std::unique_ptr<DcmSCU> owner;
+    if (r->tls) {
+        auto tls = std::make_unique<DcmTLSSCU>();
+        tls->addTrustedCertFile(r->tls_ca_file);
+        tls->setPeerCertVerification(DCV_requireCertificate);
+        if (!empty(r->tls_certificate)) tls->enableAuthentication(r->tls_private_key, r->tls_certificate, "");
+        owner = std::move(tls);
+    } else {
+        owner = std::make_unique<DcmSCU>();
+    }
+    DcmSCU &scu = *owner;
     scu.setAETitle(r->calling_ae);
     scu.setPeerHostName(r->host);
     scu.setPeerPort(Uint16(r->port));
@@ -59,8 +75,8 @@ extern "C" int asn_dicom_store(const asn_dicom_store_request *r, const char *con
     if (c.bad()) return fail(err, errlen, ASN_DICOM_ERR_IO, std::string("network: ") + c.text());
     c = scu.negotiateAssociation();
     if (c.bad()) {
-        return fail(err, errlen, ASN_DICOM_ERR_IO, std::string("no association with ") + r->called_ae + "@" + r->host + ":" +
-                                                       std::to_string(r->port) + ": " + c.text());
+        return fail(err, errlen, ASN_DICOM_ERR_IO, std::string("no association with ") + (r->tls ? "tls:" : "") + r->called_ae + "@" +
+                                                       r->host + ":" + std::to_string(r->port) + ": " + c.text());
     }
     std::string firstProblem;
     for (int i = 0; i < count; ++i) {

@@ -97,7 +97,7 @@ final class PacsSender: @unchecked Sendable {
             let studies = Set(present.map(\.studyId)).sorted().map { "#\($0)" }.joined(separator: ", ")
             do {
                 let statuses = try DicomSender.store(present.map(\.path), to: destination, callingAE: config.pacsCallingAE,
-                                                     timeoutSeconds: Int(config.pacsTimeout.rounded(.up)))
+                                                     timeoutSeconds: Int(config.pacsTimeout.rounded(.up)), tls: config.pacsTLS)
                 var failed = 0
                 for (r, s) in zip(present, statuses) {
                     if DicomSender.stored(s) {

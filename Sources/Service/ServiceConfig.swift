@@ -94,6 +94,16 @@ public struct ServiceConfig: Sendable {
     public var pacsTimeout: Double = 30
     public var pacsRetryBackoff: Double = 30
     public var pacsRetryBackoffMax: Double = 3600
+    /// For `tls:` destinations: the certificates trusted (PEM), and our own certificate and
+    /// unencrypted private key (PEM) when the peer asks for one.
+    public var pacsTLSTrusted = ""
+    public var pacsTLSCertificate = ""
+    public var pacsTLSPrivateKey = ""
+    public var pacsTLS: DicomTLSFiles? {
+        pacsTLSTrusted.isEmpty ? nil : DicomTLSFiles(
+            trustedCertificates: pacsTLSTrusted, certificate: pacsTLSCertificate.isEmpty ? nil : pacsTLSCertificate,
+            privateKey: pacsTLSPrivateKey.isEmpty ? nil : pacsTLSPrivateKey)
+    }
 
     // [service]
     /// The watchdog is fed only while the worker shows progress at least this often.
@@ -163,7 +173,7 @@ public struct ServiceConfig: Sendable {
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),
         ("pacs", "destinations", { c, v in
             c.pacsDestinations = try v.strings().map { s in
-                guard let d = DicomDestination(s) else { throw v.fail("a list of \"AE@host:port\" (AE title of 1...16 characters, port 1...65535)") }
+                guard let d = DicomDestination(s) else { throw v.fail("a list of \"AE@host:port\" or \"tls:AE@host:port\" (AE title of 1...16 characters, port 1...65535)") }
                 return d
             }
         }),
@@ -173,6 +183,9 @@ public struct ServiceConfig: Sendable {
             c.pacsCallingAE = ae
         }),
         ("pacs", "timeout_s", { $0.pacsTimeout = try $1.double(min: 1) }),
+        ("pacs", "tls_trusted_certificates", { $0.pacsTLSTrusted = try $1.string() }),
+        ("pacs", "tls_certificate", { $0.pacsTLSCertificate = try $1.string() }),
+        ("pacs", "tls_private_key", { $0.pacsTLSPrivateKey = try $1.string() }),
         ("pacs", "retry_backoff_s", { $0.pacsRetryBackoff = try $1.double(min: 0) }),
         ("pacs", "retry_backoff_max_s", { $0.pacsRetryBackoffMax = try $1.double(min: 0) }),
     ]
@@ -252,6 +265,16 @@ public struct ServiceConfig: Sendable {
         guard !marker.isEmpty, !marker.contains("/") else { throw ConfigError("inbox.marker must be a plain file name, not '\(marker)'") }
         guard retryBackoffMax >= retryBackoff else {
             throw ConfigError("inbox.retry_backoff_max_s (\(retryBackoffMax)) is below inbox.retry_backoff_s (\(retryBackoff))")
+        }
+        if pacsDestinations.contains(where: \.tls) {
+            guard !pacsTLSTrusted.isEmpty else { throw ConfigError("pacs.tls_trusted_certificates is needed for the tls: destinations") }
+        }
+        guard pacsTLSCertificate.isEmpty == pacsTLSPrivateKey.isEmpty else {
+            throw ConfigError("pacs.tls_certificate and pacs.tls_private_key go together")
+        }
+        for (key, path) in [("tls_trusted_certificates", pacsTLSTrusted), ("tls_certificate", pacsTLSCertificate), ("tls_private_key", pacsTLSPrivateKey)]
+        where !path.isEmpty && !FileManager.default.isReadableFile(atPath: path) {
+            throw ConfigError("pacs.\(key): no readable file at '\(path)'")
         }
         guard pacsRetryBackoffMax >= pacsRetryBackoff else {
             throw ConfigError("pacs.retry_backoff_max_s (\(pacsRetryBackoffMax)) is below pacs.retry_backoff_s (\(pacsRetryBackoff))")

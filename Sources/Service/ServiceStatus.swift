@@ -116,7 +116,8 @@ extension ServiceConfig {
             "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.epoch_samples = \(refitEpochSamples)", "refit.validation_volumes = \(refitValidationVolumes)",
             "log.level = \(logLevel.rawValue)", "service.stall_limit_s = \(stallLimit)",
             "pacs.destinations = \(pacsDestinations.map(\.description))", "pacs.calling_ae = \(pacsCallingAE)",
-            "pacs.timeout_s = \(pacsTimeout)", "pacs.retry_backoff_s = \(pacsRetryBackoff)", "pacs.retry_backoff_max_s = \(pacsRetryBackoffMax)",
+            "pacs.timeout_s = \(pacsTimeout)", "pacs.tls_trusted_certificates = \(pacsTLSTrusted)",
+            "pacs.tls_certificate = \(pacsTLSCertificate)", "pacs.tls_private_key = \(pacsTLSPrivateKey)", "pacs.retry_backoff_s = \(pacsRetryBackoff)", "pacs.retry_backoff_max_s = \(pacsRetryBackoffMax)",
         ]
         return lines.joined(separator: "\n")
     }

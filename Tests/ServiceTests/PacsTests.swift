@@ -19,7 +19,7 @@ final class OrthancPeer: @unchecked Sendable {
     let dicomPort: Int, httpPort: Int
     private var process: Process?
 
-    init(root: String, modalities: [String: [Any]] = [:]) throws {
+    init(root: String, modalities: [String: [Any]] = [:], tls: [String: Any] = [:]) throws {
         self.root = root
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         dicomPort = Int(try #require(freeTCPPort()))
@@ -29,7 +29,7 @@ final class OrthancPeer: @unchecked Sendable {
             "DicomAet": "ORTHANC", "DicomPort": dicomPort, "HttpPort": httpPort, "RemoteAccessAllowed": false,
             "AuthenticationEnabled": false, "DicomCheckCalledAet": true, "Plugins": [String](), "ConcurrentJobs": 1,
             "DicomModalities": modalities,
-        ]
+        ].merging(tls) { _, b in b }
         try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: root + "/orthanc.json"))
     }
 
@@ -242,6 +242,77 @@ struct PacsTests {
             let results = stored.filter { $0.study == uid && Self.sopClasses.contains($0.sopClass) }
             #expect(results.count == 4 && Set(results.map(\.sopClass)) == Self.sopClasses, "\(uid): \(results)")
         }
+        orthanc.stop()
+    }
+
+    /// A CA, and a certificate with its key signed by it, made with openssl in `dir`.
+    static func makeCertificates(_ dir: String) throws -> (ca: String, server: (String, String), client: (String, String), otherCA: String) {
+        let openssl = try #require(pathTool("openssl"), "openssl is needed")
+        func run(_ args: [String]) throws {
+            let (status, out) = try runTool(openssl, args)
+            try #require(status == 0, "openssl \(args.joined(separator: " ")): \(out)")
+        }
+        for ca in ["ca", "other"] {
+            try run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=autosam test \(ca)",
+                     "-keyout", "\(dir)/\(ca).key", "-out", "\(dir)/\(ca).crt"])
+        }
+        for name in ["server", "client"] {
+            try run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "\(dir)/\(name).key", "-out", "\(dir)/\(name).csr"])
+            try run(["x509", "-req", "-in", "\(dir)/\(name).csr", "-CA", "\(dir)/ca.crt", "-CAkey", "\(dir)/ca.key", "-CAcreateserial",
+                     "-days", "2", "-out", "\(dir)/\(name).crt"])
+        }
+        return ("\(dir)/ca.crt", ("\(dir)/server.crt", "\(dir)/server.key"), ("\(dir)/client.crt", "\(dir)/client.key"), "\(dir)/other.crt")
+    }
+
+    /// Over TLS: an Orthanc that requires TLS and a client certificate gets a study's results
+    /// from the daemon (`tls:` destination); an association whose peer certificate we do not
+    /// trust, or without our certificate, is refused.
+    @Test func resultsReachOrthancOverTLS() throws {
+        try #require(OrthancPeer.available, "Orthanc or curl is missing (AUTOSAM_REQUIRE_PEERS=1)")
+        let src = try makeTempFolder()
+        defer { removeTempFolder(src) }
+        let certs = try Self.makeCertificates(src)
+        let orthanc = try OrthancPeer(root: src + "/orthanc", tls: [
+            "DicomTlsEnabled": true, "DicomTlsCertificate": certs.server.0, "DicomTlsPrivateKey": certs.server.1,
+            "DicomTlsTrustedCertificates": certs.ca, "DicomTlsRemoteCertificateRequired": true,
+        ])
+        let destination = DicomDestination(aeTitle: "ORTHANC", host: "127.0.0.1", port: orthanc.dicomPort, tls: true)
+        let h = try ServiceHarness(quiet: 0.4) { c in
+            c.pacsDestinations = [destination]
+            c.pacsTLSTrusted = certs.ca
+            c.pacsTLSCertificate = certs.client.0
+            c.pacsTLSPrivateKey = certs.client.1
+            c.pacsRetryBackoff = 0.5
+            c.pacsRetryBackoffMax = 2
+            c.pacsTimeout = 5
+        }
+        try h.config.validate()
+        let study = try Fixtures.dicomStudy(4, into: src + "/s")
+        let uid = try DicomStudyReader.readCine(folder: study.folder, rules: h.config.seriesRules).info.studyInstanceUID
+        try orthanc.start()
+        // Refused: a peer certificate we do not trust; no client certificate.
+        let one = study.folder + "/" + (try #require(try FileManager.default.subpathsOfDirectory(atPath: study.folder).first {
+            var d: ObjCBool = false
+            return FileManager.default.fileExists(atPath: study.folder + "/" + $0, isDirectory: &d) && !d.boolValue
+        }))
+        for files in [DicomTLSFiles(trustedCertificates: certs.otherCA, certificate: certs.client.0, privateKey: certs.client.1),
+                      DicomTLSFiles(trustedCertificates: certs.ca)] {
+            do {
+                _ = try DicomSender.store([one], to: destination, callingAE: "AUTOSAM", timeoutSeconds: 5, tls: files)
+                Issue.record("an association the TLS check should refuse was made: \(files)")
+            } catch {
+                #expect("\(error)".contains("no association with tls:ORTHANC@127.0.0.1"), "\(error)")
+            }
+        }
+        #expect(try orthanc.instances().isEmpty)
+        // Accepted: the daemon's results.
+        try h.start()
+        try slowCopy(study.folder, to: h.inbox + "/study", pause: 0)
+        #expect(try h.waitFinished(["study"], timeout: 120))
+        #expect(try waitFor(60) { try orthanc.instances().count == 4 })
+        #expect(h.stop())
+        let stored = try orthanc.instances()
+        #expect(stored.allSatisfy { $0.study == uid } && Set(stored.map(\.sopClass)) == Self.sopClasses, "\(stored)")
         orthanc.stop()
     }
 }

@@ -51,6 +51,8 @@ import Glibc
                                        DicomDestination(aeTitle: "ORTHANC", host: "pacs.example.org", port: 4242)])
         #expect(c.pacsCallingAE == "CARDIO" && c.pacsTimeout == 12)
         #expect(DicomDestination("PACS@[::1]:104")?.host == "[::1]")
+        #expect(DicomDestination("tls:PACS@host:2762") == DicomDestination(aeTitle: "PACS", host: "host", port: 2762, tls: true))
+        #expect(DicomDestination("tls:PACS@host:2762")?.description == "tls:PACS@host:2762")
     }
 
     /// An unreachable destination is a clear error naming it, quickly (nothing listens there).
@@ -91,6 +93,9 @@ import Glibc
             ("[pacs]\ndestinations = [\"AN_AE_TITLE_TOO_LONG@host:104\"]\n", [:], "pacs.destinations must be a list"),
             ("[pacs]\ncalling_ae = \"\"\n", [:], "pacs.calling_ae must be an AE title"),
             ("[pacs]\nretry_backoff_s = 60\nretry_backoff_max_s = 10\n", [:], "pacs.retry_backoff_max_s (10.0) is below"),
+            ("[pacs]\ndestinations = [\"tls:PACS@host:2762\"]\n", [:], "pacs.tls_trusted_certificates is needed"),
+            ("[pacs]\ntls_certificate = \"/etc/hostname\"\n", [:], "pacs.tls_certificate and pacs.tls_private_key go together"),
+            ("[pacs]\ntls_trusted_certificates = \"/no/such/ca.pem\"\n", [:], "pacs.tls_trusted_certificates: no readable file"),
         ]
         for (text, env, expected) in cases {
             do {

@@ -310,6 +310,12 @@ typedef struct asn_dicom_store_request {
     const char *calling_ae; /* ours */
     const char *called_ae;  /* the peer's */
     int32_t timeout_s;      /* connection, association and each message */
+    int32_t tls;            /* 1: over TLS (DCMTK's dcmtls), the peer's certificate required
+                               and verified against tls_ca_file */
+    const char *tls_ca_file;     /* trusted certificates (PEM); required with tls */
+    const char *tls_certificate; /* ours (PEM), with tls_private_key (unencrypted PEM); both
+                                    NULL or empty: no client certificate */
+    const char *tls_private_key;
 } asn_dicom_store_request;
 
 /* Sends the files over one association (a presentation context per SOP Class, the file's own
