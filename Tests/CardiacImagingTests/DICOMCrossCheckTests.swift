@@ -115,7 +115,8 @@ struct DICOMCrossCheckTests {
             #expect(abs((first["value"] as? Double ?? -1) - e.4) <= 1e-6 * max(1, e.4), "\(e.0): \(first["value"] ?? "-") vs \(e.4)")
             #expect((first["unit"] as? [String])?.prefix(2) == [e.5, "UCUM"], "\(e.0)")
             // The indexed value (BSA known): the same concept in per-square-metre units.
-            #expect(((m.last?["unit"] as? [String])?.first ?? "").hasSuffix("/m2"), "\(e.0)")
+            let lastUnit: String = (m.last?["unit"] as? [String])?.first ?? ""
+            #expect(lastUnit == (e.5 == "g" ? "g/m2" : "ml/m2"), "\(e.0): \(lastUnit)")
         }
         let other = try #require(out["other"] as? [[String: Any]])
         #expect(other.map { $0["tracking_id"] as? String } == ["LV function", "RV function"])

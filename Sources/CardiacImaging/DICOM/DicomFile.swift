@@ -156,6 +156,17 @@ public enum DicomSOPClass {
 public enum DicomFile {
     static func errorBuffer() -> [CChar] { [CChar](repeating: 0, count: 1024) }
 
+    /// Runs a CDicom writer (`write(temporaryPath, errorBuffer, errorBufferSize)` returning its
+    /// code) into a temporary file that replaces `path` only when it succeeds; a failure is
+    /// the writer's error naming `path`.
+    static func writeAtomically(_ path: String, _ write: (String, UnsafeMutablePointer<CChar>, Int) -> Int32) throws {
+        try AtomicFile.write(to: path) { tmp in
+            var err = errorBuffer()
+            let rc = err.withUnsafeMutableBufferPointer { write(tmp, $0.baseAddress!, $0.count) }
+            guard rc == 0 else { throw error(rc, path: path, message: err) }
+        }
+    }
+
     /// Maps a CDicom return code to a DicomError naming the file.
     static func error(_ rc: Int32, path: String, message: [CChar]) -> DicomError {
         let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -62,12 +62,8 @@ public enum DicomMRWriter {
         let strings = CStrings()
         defer { strings.free() }
         var m = cImage(image, strings)
-        try AtomicFile.write(to: path) { tmp in
-            var err = DicomFile.errorBuffer()
-            let rc = pixels.withUnsafeBufferPointer { px in
-                asn_dicom_write_mr(tmp, &m, px.baseAddress, &err, err.count)
-            }
-            guard rc == 0 else { throw DicomFile.error(rc, path: path, message: err) }
+        try DicomFile.writeAtomically(path) { tmp, err, n in
+            pixels.withUnsafeBufferPointer { px in asn_dicom_write_mr(tmp, &m, px.baseAddress, err, n) }
         }
     }
 
@@ -105,11 +101,7 @@ public enum DicomMRWriter {
             a.in_stack_position = Int32(f.inStackPosition)
             return a
         }
-        try AtomicFile.write(to: path) { tmp in
-            var err = DicomFile.errorBuffer()
-            let rc = asn_dicom_write_enhanced_mr(tmp, &m, Int32(attrs.count), attrs, pixels, &err, err.count)
-            guard rc == 0 else { throw DicomFile.error(rc, path: path, message: err) }
-        }
+        try DicomFile.writeAtomically(path) { tmp, err, n in asn_dicom_write_enhanced_mr(tmp, &m, Int32(attrs.count), attrs, pixels, err, n) }
     }
 
     /// The C description of an image; its strings live as long as `strings`.

@@ -56,10 +56,6 @@ public enum DicomPictureWriter {
         r.source_sop_class_uids = UnsafePointer(classes.pointer)
         r.source_sop_instance_uids = UnsafePointer(instances.pointer)
         r.source_frame_numbers = UnsafePointer(frames.pointer)
-        try AtomicFile.write(to: path) { tmp in
-            var err = DicomFile.errorBuffer()
-            let rc = asn_dicom_write_sc(tmp, &r, pixels.pointer, &err, err.count)
-            guard rc == 0 else { throw DicomFile.error(rc, path: path, message: err) }
-        }
+        try DicomFile.writeAtomically(path) { tmp, err, n in asn_dicom_write_sc(tmp, &r, pixels.pointer, err, n) }
     }
 }

@@ -156,10 +156,6 @@ public enum DicomSRWriter {
         r.algorithm_parameters = UnsafePointer(paramBuffer.pointer)
         r.group_count = Int32(cGroups.count)
         r.groups = UnsafePointer(groupBuffer.pointer)
-        try AtomicFile.write(to: path) { tmp in
-            var err = DicomFile.errorBuffer()
-            let rc = asn_dicom_write_sr(tmp, &r, &err, err.count)
-            guard rc == 0 else { throw DicomFile.error(rc, path: path, message: err) }
-        }
+        try DicomFile.writeAtomically(path) { tmp, err, n in asn_dicom_write_sr(tmp, &r, err, n) }
     }
 }

@@ -149,11 +149,7 @@ public enum DicomSegWriter {
         r.source_frame_numbers = UnsafePointer(frameBuffer.pointer)
         r.positions = UnsafePointer(positionBuffer.pointer)
         r.segments = UnsafePointer(segmentBuffer.pointer)
-        try AtomicFile.write(to: path) { tmp in
-            var err = DicomFile.errorBuffer()
-            let rc = asn_dicom_write_seg(tmp, &r, labelBuffer.pointer, &err, err.count)
-            guard rc == 0 else { throw DicomFile.error(rc, path: path, message: err) }
-        }
+        try DicomFile.writeAtomically(path) { tmp, err, n in asn_dicom_write_seg(tmp, &r, labelBuffer.pointer, err, n) }
     }
 }
 
