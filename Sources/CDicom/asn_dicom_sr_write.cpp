@@ -129,9 +129,6 @@ extern "C" int asn_dicom_write_sr(const char *path, const asn_dicom_sr_request *
     DSRDocument doc;
     if ((c = doc.setTreeFromRootTemplate(report, OFTrue)).bad()) return check("building the document");
     if ((c = doc.createNewSeriesInStudy(studyUID)).bad()) return check("study");
-    if (!empty(r->series_instance_uid)) {
-        // createNewSeriesInStudy made a series UID; the caller's replaces it (set on write below).
-    }
     doc.setSeriesDescription(empty(r->series_description) ? "autosam measurements" : r->series_description);
     doc.setSeriesNumber(std::to_string(r->series_number > 0 ? r->series_number : 1).c_str());
     doc.setInstanceNumber(std::to_string(r->instance_number > 0 ? r->instance_number : 1).c_str());
@@ -152,6 +149,7 @@ extern "C" int asn_dicom_write_sr(const char *path, const asn_dicom_sr_request *
     DcmModuleHelpers::copyPatientModule(*source.getDataset(), *dataset);
     DcmModuleHelpers::copyPatientStudyModule(*source.getDataset(), *dataset);
     DcmModuleHelpers::copyGeneralStudyModule(*source.getDataset(), *dataset);
+    // createNewSeriesInStudy made a series UID; the caller's, when given, replaces it.
     if (!empty(r->series_instance_uid)) dataset->putAndInsertString(DCM_SeriesInstanceUID, r->series_instance_uid);
     c = out.saveFile(path, EXS_LittleEndianExplicit);
     if (c.bad()) return fail(err, errlen, ASN_DICOM_ERR_WRITE, std::string("cannot write the SR: ") + c.text());

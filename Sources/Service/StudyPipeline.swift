@@ -221,7 +221,6 @@ enum StudyPipeline {
 private func publishDicomResults(_ p: StudyProducts, cine: DicomCine, provenance: Provenance, staging: String) throws {
     guard let report = p.report, p.segs.count == 2 else { return }
     var sr = DicomSROptions()
-    sr.algorithmVersion = BuildInfo.version
     sr.modelName = "autosam head \(provenance.head.version)"
     sr.algorithmParameters = ["head \(provenance.head.version) (\(provenance.head.kind))",
                               "encoder \(provenance.encoder.name) \(provenance.encoder.sha256.map { "sha256:" + $0 } ?? provenance.encoder.identity)"]
