@@ -111,6 +111,9 @@ install: build
 	sed -e 's|/usr/local/bin/autosam|$(PREFIX)/bin/autosam|' -e 's|/etc/autosam/|$(SYSCONFDIR)/autosam/|' \
 	    -e 's|/usr/local/share/doc|$(PREFIX)/share/doc|' systemd/autosam.service > $(DESTDIR)$(UNITDIR)/autosam.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/autosam.service
+	sed -e 's|/usr/local/bin/autosam|$(PREFIX)/bin/autosam|' -e 's|/etc/autosam/|$(SYSCONFDIR)/autosam/|' \
+	    -e 's|/usr/local/share/doc|$(PREFIX)/share/doc|' systemd/autosam-web.service > $(DESTDIR)$(UNITDIR)/autosam-web.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/autosam-web.service
 	install -D -m 0644 systemd/autosam.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/autosam.conf
 	install -D -m 0644 systemd/autosam.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/autosam.conf
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/autosam/README.md

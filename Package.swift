@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layers (lower never imports higher): the C wrappers; Tensor -> NN -> SegmentAnything, and
-// CardiacImaging; AutoSAM on both; QC; Service; then the executables (autosam, autosam-fuzz
+// CardiacImaging; AutoSAM on both; QC; Service; Review (the web page); then the executables (autosam, autosam-fuzz
 // through Fuzzing). Every target declares each module it imports.
 // docs/ARCHITECTURE.md says what each target owns.
 let package = Package(
@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Narrow C API over nifti2_io (Debian: libniftiio-dev, libnifti2-dev). nifti2_io.h
@@ -114,10 +117,22 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ]
         ),
+        // The review page (`autosam web`): Hummingbird over the journal and outbox, read-only,
+        // behind a login (bcrypt-hashed passwords, expiring sessions, CSRF tokens).
+        .target(
+            name: "Review",
+            dependencies: [
+                "Service", "AutoSAM", "CardiacImaging", "QC",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .executableTarget(
             name: "autosam",
             dependencies: [
-                "CardiacImaging", "SegmentAnything", "AutoSAM", "QC", "Service", "NN", "Tensor",
+                "CardiacImaging", "SegmentAnything", "AutoSAM", "QC", "Service", "Review", "NN", "Tensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -133,7 +148,8 @@ let package = Package(
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "NN", "AutoSAM", "Service", "CardiacImaging"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor", "CKernels"]),
         .testTarget(name: "QCTests", dependencies: ["QC", "CardiacImaging"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"], exclude: ["Native"]),
+        .testTarget(name: "ReviewTests", dependencies: ["Review", "Service", "CardiacImaging"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "AutoSAM", "CardiacImaging", "QC"], exclude: ["Native", "Python"]),
         .testTarget(
             name: "AutoSAMTests", dependencies: ["AutoSAM", "NN", "Tensor", "CardiacImaging", "SegmentAnything", "CDNNL"],
             resources: [.copy("Fixtures")]),

@@ -3,7 +3,8 @@
 # when everything is present: it only calls apt-get / pip for what is missing.
 #   - Debian packages: nifti2_io (libnifti2-dev, libniftiio-dev), OpenBLAS, zlib, DCMTK, oneDNN,
 #     SQLite, cairo and fonts (the service), systemd-analyze.
-#   - Python modules for the independent cross-check tests only (nibabel, scipy); the product
+#   - Python modules for the independent cross-check tests only (nibabel, scipy, pydicom,
+#     highdicom; selenium drives the review page's browser test); the product
 #     itself never runs Python. Set AUTOSAM_SKIP_PYTHON=1 to skip them.
 set -euo pipefail
 
@@ -17,11 +18,12 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev libdcmtk-dev dcmtk dicom3tools libdnnl-dev
-          libsqlite3-dev libcairo2-dev fonts-dejavu-core orthanc curl)
+          libsqlite3-dev libcairo2-dev fonts-dejavu-core orthanc curl chromium chromium-driver)
 # The service's journal (GRDB) links SQLite; the QC picture draws with cairo and the DejaVu
 # fonts. Orthanc (a real PACS) and curl (its REST API) are the peer of the sending tests; the
 # tests start their own Orthanc on free loopback ports (Debian's package may also start its
-# own service where systemd runs: the tests do not use it). systemd-analyze checks the unit in the tests (Debian: package systemd).
+# own service where systemd runs: the tests do not use it). Chromium and its driver are the
+# browser the review page's test drives (through selenium). systemd-analyze checks the unit in the tests (Debian: package systemd).
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 missing=()
 for p in "${packages[@]}"; do
@@ -36,10 +38,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 if [ "${AUTOSAM_SKIP_PYTHON:-0}" != "1" ] && command -v python3 >/dev/null 2>&1; then
-  if ! python3 -c "import nibabel, scipy.ndimage, pydicom, highdicom" 2>/dev/null; then
-    echo "bootstrap: installing the Python cross-check modules (nibabel, scipy, pydicom, highdicom)"
-    python3 -m pip install --quiet --disable-pip-version-check nibabel scipy pydicom highdicom 2>/dev/null \
-      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nibabel scipy pydicom highdicom 2>/dev/null \
+  if ! python3 -c "import nibabel, scipy.ndimage, pydicom, highdicom, selenium" 2>/dev/null; then
+    echo "bootstrap: installing the Python test modules (nibabel, scipy, pydicom, highdicom, selenium)"
+    python3 -m pip install --quiet --disable-pip-version-check nibabel scipy pydicom highdicom selenium 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages nibabel scipy pydicom highdicom selenium 2>/dev/null \
       || { sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo";
            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-nibabel python3-scipy >/dev/null; }
   fi

@@ -89,6 +89,19 @@ final class Canvas {
     }
 
     /// Writes a block of opaque pixels (row-major, `w` x `h`) at (x0, y0).
+    /// Sets the given pixels (opaque), leaving those that are nil as they are.
+    func blit(_ pixels: [RGB?], x0: Int, y0: Int, width w: Int, height h: Int) {
+        precondition(pixels.count == w * h)
+        cairo_surface_flush(surface)
+        let stride = Int(cairo_image_surface_get_stride(surface))
+        guard let base = cairo_image_surface_get_data(surface) else { return }
+        for y in 0..<h where y0 + y >= 0 && y0 + y < height {
+            let row = UnsafeMutableRawPointer(base + (y0 + y) * stride).assumingMemoryBound(to: UInt32.self)
+            for x in 0..<w where x0 + x >= 0 && x0 + x < width { if let p = pixels[y * w + x] { row[x0 + x] = p.argb } }
+        }
+        cairo_surface_mark_dirty(surface)
+    }
+
     func blit(_ pixels: [RGB], x0: Int, y0: Int, width w: Int, height h: Int) {
         precondition(pixels.count == w * h)
         cairo_surface_flush(surface)

@@ -191,7 +191,7 @@ public enum QCPicture {
     /// nearest labels), with the inner boundary of each structure in its colour.
     static func panelPixels(
         image: Volume, labels: LabelMap, slice k: Int, crop: (i0: Int, i1: Int, j0: Int, j1: Int), width w: Int, height h: Int,
-        window: (lo: Float, hi: Float)
+        window: (lo: Float, hi: Float), contours drawn: Bool = true
     ) throws -> [RGB] {
         let img = try image.slice(k), lab = labels.slice(k)
         let (nx, ny) = (img.width, img.height)
@@ -215,7 +215,15 @@ public enum QCPicture {
                 display[y * w + x] = lab[inn, jn]
             }
         }
-        // Inner boundaries: a structure pixel with a 4-neighbour of another label (or the edge).
+        guard drawn else { return out }
+        for (i, colour) in contours(display, width: w, height: h).enumerated() { if let colour { out[i] = colour } }
+        return out
+    }
+
+    /// The inner boundary of each structure in its colour (nil elsewhere): a structure pixel with
+    /// a 4-neighbour of another label (or the edge), of display-resolution labels.
+    static func contours(_ display: [UInt8], width w: Int, height h: Int) -> [RGB?] {
+        var out = [RGB?](repeating: nil, count: w * h)
         for y in 0..<h {
             for x in 0..<w {
                 let v = display[y * w + x]
@@ -226,6 +234,22 @@ public enum QCPicture {
                 {
                     out[y * w + x] = colour
                 }
+            }
+        }
+        return out
+    }
+
+    /// A panel's labels at display resolution (nearest neighbour), as `panelPixels` samples them.
+    static func panelLabels(_ labels: LabelMap, slice k: Int, crop: (i0: Int, i1: Int, j0: Int, j1: Int), width w: Int, height h: Int) -> [UInt8] {
+        let lab = labels.slice(k)
+        let (nx, ny) = (labels.shape.nx, labels.shape.ny)
+        let si = Double(crop.i1 - crop.i0 + 1) / Double(w), sj = Double(crop.j1 - crop.j0 + 1) / Double(h)
+        var out = [UInt8](repeating: 0, count: w * h)
+        for y in 0..<h {
+            let j = Double(crop.j0) - 0.5 + (Double(y) + 0.5) * sj, jn = min(ny - 1, max(0, Int(j.rounded())))
+            for x in 0..<w {
+                let i = Double(crop.i0) - 0.5 + (Double(x) + 0.5) * si, inn = min(nx - 1, max(0, Int(i.rounded())))
+                out[y * w + x] = lab[inn, jn]
             }
         }
         return out

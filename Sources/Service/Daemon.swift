@@ -562,6 +562,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         let sha = parts.count == 2 && parts[1].count == 64 ? String(parts[1]) : nil
         var outputs = p.labels.map(\.name) + p.segs.map(\.name) + ["stats.json", "provenance.json"]
         if p.qc != nil { outputs.append("qc.png") }
+        outputs += p.strips.map(\.name) + (p.stripIndex != nil ? ["slices.json"] : [])
         return Provenance(
             journalId: rec.id, study: rec.outputName, kind: input.kind.rawValue, attempt: rec.attemptNumber,
             software: "autosam \(BuildInfo.version)",

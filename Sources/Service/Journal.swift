@@ -238,6 +238,23 @@ public final class Journal: @unchecked Sendable {
 
     public static func now() -> Double { Date().timeIntervalSince1970 }
 
+    /// What a person did through the review page (promote, roll back), with who: an event with
+    /// no study, its state `web:<action>`.
+    public func recordAction(user: String, action: String, detail: String) throws {
+        try db.write { db in
+            try db.execute(sql: "INSERT INTO events (study_id, at, state, detail) VALUES (NULL, ?, ?, ?)",
+                           arguments: [Self.now(), "web:" + action, "\(user): \(detail)"])
+        }
+    }
+
+    /// The review page's recorded actions, newest first: (time, action, "user: detail").
+    public func actions(limit: Int = 50) throws -> [(at: Double, action: String, detail: String)] {
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT at, state, detail FROM events WHERE state LIKE 'web:%' ORDER BY id DESC LIMIT ?", arguments: [limit])
+                .map { (at: $0["at"], action: String(($0["state"] as String).dropFirst(4)), detail: $0["detail"] ?? "") }
+        }
+    }
+
     static func study(_ r: Row) -> StudyRecord {
         StudyRecord(
             id: r["id"], name: r["name"], kind: r["kind"], state: StudyState(rawValue: r["state"]) ?? .failed,

@@ -105,6 +105,20 @@ public struct ServiceConfig: Sendable {
             privateKey: pacsTLSPrivateKey.isEmpty ? nil : pacsTLSPrivateKey)
     }
 
+    // [web]
+    /// Where `autosam web` (the review page) listens, "host:port"; loopback by default.
+    public var webListen = "127.0.0.1:8090"
+    /// The users who may log in: one "name:bcrypt-hash" per line (`autosam web-user`).
+    public var webUsers = "web-users"
+    /// A session ends after this many minutes without a request.
+    public var webSessionMinutes: Double = 30
+    public var webUsersPath: String { path(webUsers) }
+    /// `webListen` split into host and port (checked by `validate`).
+    public var webHostPort: (host: String, port: Int) {
+        let i = webListen.lastIndex(of: ":")!
+        return (String(webListen[..<i]), Int(webListen[webListen.index(after: i)...])!)
+    }
+
     // [service]
     /// The watchdog is fed only while the worker shows progress at least this often.
     public var stallLimit: Double = 900
@@ -171,6 +185,9 @@ public struct ServiceConfig: Sendable {
         ("refit", "validation_volumes", { $0.refitValidationVolumes = try $1.int(min: 1) }),
         ("log", "level", { $0.logLevel = LogLevel(rawValue: try $1.oneOf(["debug", "info", "warning", "error"]))! }),
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),
+        ("web", "listen", { $0.webListen = try $1.string() }),
+        ("web", "users_file", { $0.webUsers = try $1.string() }),
+        ("web", "session_minutes", { $0.webSessionMinutes = try $1.double(min: 0.05) }),
         ("pacs", "destinations", { c, v in
             c.pacsDestinations = try v.strings().map { s in
                 guard let d = DicomDestination(s) else { throw v.fail("a list of \"AE@host:port\" or \"tls:AE@host:port\" (AE title of 1...16 characters, port 1...65535)") }
@@ -279,6 +296,11 @@ public struct ServiceConfig: Sendable {
         guard pacsRetryBackoffMax >= pacsRetryBackoff else {
             throw ConfigError("pacs.retry_backoff_max_s (\(pacsRetryBackoffMax)) is below pacs.retry_backoff_s (\(pacsRetryBackoff))")
         }
+        if let i = webListen.lastIndex(of: ":"), i != webListen.startIndex, let port = Int(webListen[webListen.index(after: i)...]), (1...65535).contains(port) {
+        } else {
+            throw ConfigError("web.listen must be \"host:port\" (e.g. \"127.0.0.1:8090\"), not '\(webListen)'")
+        }
+        guard !webUsers.isEmpty else { throw ConfigError("web.users_file is empty") }
         do { try seriesRules.validate() } catch { throw ConfigError("series_rules: \(error)") }
         let looksLikePath = encoder.contains("/") || encoder.contains(".")
         guard !encoder.isEmpty, !looksLikePath || FileManager.default.fileExists(atPath: encoder) else {

@@ -115,6 +115,7 @@ extension ServiceConfig {
             "refit.enabled = \(refitEnabled)", "refit.every_n_volumes = \(refitEveryVolumes)", "refit.interval_hours = \(refitIntervalHours)",
             "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.epoch_samples = \(refitEpochSamples)", "refit.validation_volumes = \(refitValidationVolumes)",
             "log.level = \(logLevel.rawValue)", "service.stall_limit_s = \(stallLimit)",
+            "web.listen = \(webListen)", "web.users_file = \(webUsersPath)", "web.session_minutes = \(webSessionMinutes)",
             "pacs.destinations = \(pacsDestinations.map(\.description))", "pacs.calling_ae = \(pacsCallingAE)",
             "pacs.timeout_s = \(pacsTimeout)", "pacs.tls_trusted_certificates = \(pacsTLSTrusted)",
             "pacs.tls_certificate = \(pacsTLSCertificate)", "pacs.tls_private_key = \(pacsTLSPrivateKey)", "pacs.retry_backoff_s = \(pacsRetryBackoff)", "pacs.retry_backoff_max_s = \(pacsRetryBackoffMax)",

@@ -42,6 +42,9 @@ struct StudyProducts {
     /// copy (DICOM input only).
     var qcPicture: (rgb: [UInt8], width: Int, height: Int, shown: [(slice: Int, frame: Int)])?
     var qcError: String?
+    /// Every ED and ES slice for the review page (`SliceStrips`), with their slices.json.
+    var strips: [SliceStrips.Strip] = []
+    var stripIndex: Data?
     var edFrame: Int?
     var esFrame: Int?
     var segmentedFrames: [Int]
@@ -166,8 +169,12 @@ enum StudyPipeline {
                 if input.dicom != nil {
                     p.qcPicture = (r.rgb, r.width, r.height, r.panels.map { ($0.slice, $0.phase == "ED" ? ed : es) })
                 }
+                let s = try SliceStrips.render(
+                    edImage: try input.frame(ed), edLabels: edMap, esImage: try input.frame(es), esLabels: esMap, edFrame: ed + 1, esFrame: es + 1)
+                p.strips = s.strips
+                p.stripIndex = try sortedJSONData(s.index)
             } catch {
-                // The picture is an aid; a study is not failed for it, and the reason is recorded.
+                // The pictures are an aid; a study is not failed for them, and the reason is recorded.
                 p.qcError = "\(error)"
             }
             timings["qc_s"] = Date().timeIntervalSince(t2)
@@ -201,6 +208,8 @@ enum StudyPipeline {
         }
         try wrap("writing stats.json") { try AtomicFile.write(p.stats, to: staging + "/stats.json") }
         if let qc = p.qc { try wrap("writing qc.png") { try AtomicFile.write(qc, to: staging + "/qc.png") } }
+        for strip in p.strips { try wrap("writing \(strip.name)") { try AtomicFile.write(strip.png, to: staging + "/" + strip.name) } }
+        if let index = p.stripIndex { try wrap("writing slices.json") { try AtomicFile.write(index, to: staging + "/slices.json") } }
         try wrap("writing provenance.json") { try AtomicFile.write(try sortedJSONData(provenance), to: staging + "/provenance.json") }
         try wrap("syncing the outputs") { try syncDirectory(staging) }
         FaultInjection.point("publish.staged")

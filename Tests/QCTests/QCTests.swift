@@ -215,3 +215,62 @@ struct Stack {
         #expect(r2.textLines.contains("Subject: study 7"))
     }
 }
+
+/// The review page's slice strips: every slice, grey, and its contours on a transparent strip.
+@Suite struct SliceStripsTests {
+    @Test func everySliceIsDrawnAndTheContoursFollowItsLabels() throws {
+        let ed = Stack(), es = Stack(scale: 0.7)
+        let (strips, index) = try SliceStrips.render(
+            edImage: ed.image, edLabels: ed.labels, esImage: es.image, esLabels: es.labels, edFrame: 1, esFrame: 9)
+        #expect(strips.map(\.name) == ["slices_ed.png", "contours_ed.png", "slices_es.png", "contours_es.png"])
+        #expect(index.slices == 8 && index.ed.frame == 1 && index.es.frame == 9)
+        #expect(index.ed.image == "slices_ed.png" && index.es.contours == "contours_es.png")
+        let crop = SliceSelection.crop(ed: ed.labels, es: es.labels, marginMM: 25)
+        let dir = NSTemporaryDirectory() + "strips-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let colours = Set(QCPicture.colours.values)
+        for (phase, stack) in [("ed", ed), ("es", es)] {
+            var pics: [String: DecodedPicture] = [:]
+            for s in strips where s.name.hasSuffix("_\(phase).png") {
+                try s.png.write(to: URL(fileURLWithPath: dir + "/" + s.name))
+                let pic = try DecodedPicture.read(dir + "/" + s.name)
+                #expect(pic.width == index.panelWidth * index.slices && pic.height == index.panelHeight)
+                pics[s.name] = pic
+            }
+            let grey = try #require(pics["slices_\(phase).png"]), overlay = try #require(pics["contours_\(phase).png"])
+            #expect(!grey.pixels.contains { colours.contains($0) }, "a contour colour in the grey strip")
+            for k in 0..<index.slices {
+                let panel = QCPicture.Panel(phase: phase, position: .mid, slice: k, x: k * index.panelWidth, y: 0, width: index.panelWidth,
+                                            height: index.panelHeight, pixelsPerMM: 1, columns: crop.i0...crop.i1, rows: crop.j0...crop.j1)
+                let slice = stack.labels.slice(k)
+                var found: Set<UInt8> = [], strangers = 0, misplaced = 0
+                for y in 0..<panel.height {
+                    for x in 0..<panel.width {
+                        let c = overlay[panel.x + x, y]
+                        if c == RGB(0, 0, 0) { continue }
+                        guard let label = QCPicture.colours.first(where: { $0.value == c })?.key else { strangers += 1; continue }
+                        let (i, j) = panel.voxel(x: x, y: y)
+                        if slice[i, j] != label.rawValue { misplaced += 1 }
+                        found.insert(label.rawValue)
+                    }
+                }
+                #expect(strangers == 0 && misplaced == 0, "slice \(k) of \(phase): \(strangers) pixels not a contour colour, \(misplaced) off their class")
+                // Each class on the slice has its contour; a slice without labels has none.
+                let present = Set(slice.pixels).subtracting([0])
+                #expect(found == present, "slice \(k) of \(phase): contours \(found.sorted()) for labels \(present.sorted())")
+                // The grey slice differs from the next one (each panel is its own slice).
+                if k + 1 < index.slices, !present.isEmpty {
+                    let a = (0..<panel.width).map { grey[panel.x + $0, panel.height / 2] }
+                    let b = (0..<panel.width).map { grey[panel.x + panel.width + $0, panel.height / 2] }
+                    #expect(a != b, "slices \(k) and \(k + 1) of \(phase) look the same")
+                }
+            }
+        }
+        // A label map on another grid is refused, as the QC picture refuses it.
+        let other = Stack(nx: 64)
+        #expect(throws: QCError.self) {
+            _ = try SliceStrips.render(edImage: ed.image, edLabels: other.labels, esImage: es.image, esLabels: es.labels, edFrame: 1, esFrame: 2)
+        }
+    }
+}

@@ -202,22 +202,28 @@ import Testing
         }
     }
 
-    /// `systemd-analyze verify` accepts the unit and `systemd-analyze security` rates it 3.0 or
-    /// lower (skipped where systemd-analyze is missing).
-    @Test func systemdUnitVerifiesAndIsHardened() throws {
+    /// `systemd-analyze verify` accepts the daemon's and the review page's units and
+    /// `systemd-analyze security` rates each 3.0 or lower (skipped where systemd-analyze is
+    /// missing).
+    @Test(arguments: ["autosam.service", "autosam-web.service"])
+    func systemdUnitVerifiesAndIsHardened(_ name: String) throws {
         let sa = "/usr/bin/systemd-analyze"
         guard FileManager.default.isExecutableFile(atPath: sa) else { return }
         let bin = try #require(autosamBinary(), "the autosam binary")
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-        let unit = try String(contentsOfFile: repo + "/systemd/autosam.service", encoding: .utf8)
-        #expect(unit.contains("Type=notify") && unit.contains("WatchdogSec=") && unit.contains("Restart=on-failure"))
+        let unit = try String(contentsOfFile: repo + "/systemd/" + name, encoding: .utf8)
+        if name == "autosam.service" {
+            #expect(unit.contains("Type=notify") && unit.contains("WatchdogSec=") && unit.contains("Restart=on-failure"))
+        } else {
+            #expect(unit.contains("autosam web --config") && unit.contains("IPAddressDeny=any") && unit.contains("Restart=on-failure"))
+        }
         // verify checks that ExecStart exists: point it at the built binary.
         let dir = try makeTempFolder()
         defer { removeTempFolder(dir) }
-        try unit.replacingOccurrences(of: "/usr/local/bin/autosam", with: bin).write(toFile: dir + "/autosam.service", atomically: true, encoding: .utf8)
-        let (rc, out) = try runTool(sa, ["verify", dir + "/autosam.service"])
+        try unit.replacingOccurrences(of: "/usr/local/bin/autosam", with: bin).write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
+        let (rc, out) = try runTool(sa, ["verify", dir + "/" + name])
         #expect(rc == 0, "systemd-analyze verify: \(out)")
-        let (rc2, sec) = try runTool(sa, ["security", "--offline=true", dir + "/autosam.service"])
+        let (rc2, sec) = try runTool(sa, ["security", "--offline=true", dir + "/" + name])
         #expect(rc2 == 0, "\(sec)")
         let line = try #require(sec.split(separator: "\n").first { $0.contains("Overall exposure level") })
         let value = try #require(line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) })
