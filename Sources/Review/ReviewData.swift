@@ -1,8 +1,10 @@
 import AutoSAM
 import CardiacImaging
 import Foundation
+import Hummingbird
 import QC
 import Service
+import ZIPFoundation
 
 /// One study as the review page lists it: its journal row and what its stats.json says.
 struct StudyRow: Sendable {
@@ -107,6 +109,50 @@ final class ReviewData: @unchecked Sendable {
         return try? JSONDecoder().decode(SliceStrips.Index.self, from: d)
     }
 
+    /// A done study's archived input as a ZIP (its regular files only; links, devices and
+    /// anything else are left out, never followed), or nil where the input is not archived.
+    /// The archive holds `archive/<name>`, or `archive/<id>-<name>` when the name was taken.
+    func inputArchive(_ r: StudyRecord) throws -> Data? {
+        guard Self.plainName(r.name) else { return nil }
+        let root = [config.archivePath + "/\(r.id)-" + r.name, config.archivePath + "/" + r.name].first { p in
+            var st = stat()
+            return lstat(p, &st) == 0 && ((st.st_mode & S_IFMT) == S_IFREG || (st.st_mode & S_IFMT) == S_IFDIR)
+        }
+        guard let root else { return nil }
+        var files: [(inZip: String, path: String, size: Int64)] = []
+        var st = stat()
+        _ = lstat(root, &st)
+        if (st.st_mode & S_IFMT) == S_IFREG {
+            files = [(r.name, root, Int64(st.st_size))]
+        } else {
+            func visit(_ rel: String, depth: Int) {
+                let dir = rel.isEmpty ? root : root + "/" + rel
+                guard depth < 16, let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+                for name in names.sorted() {
+                    let relName = rel.isEmpty ? name : rel + "/" + name
+                    var s = stat()
+                    guard lstat(root + "/" + relName, &s) == 0 else { continue }
+                    if (s.st_mode & S_IFMT) == S_IFREG { files.append((r.name + "/" + relName, root + "/" + relName, Int64(s.st_size))) }
+                    if (s.st_mode & S_IFMT) == S_IFDIR { visit(relName, depth: depth + 1) }
+                }
+            }
+            visit("", depth: 0)
+        }
+        guard files.map(\.size).reduce(0, +) <= 2 << 30 else { throw HTTPError(.contentTooLarge, message: "the input is larger than 2 GB; take it from the archive folder") }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("autosam-input-\(UUID().uuidString).zip")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let zip = try Archive(url: tmp, accessMode: .create)
+        for f in files {
+            guard let handle = FileHandle(forReadingAtPath: f.path) else { continue }
+            defer { try? handle.close() }
+            try zip.addEntry(with: f.inZip, type: .file, uncompressedSize: f.size, compressionMethod: .deflate) { position, size in
+                try handle.seek(toOffset: UInt64(position))
+                return handle.readData(ofLength: size)
+            }
+        }
+        return try Data(contentsOf: tmp)
+    }
+
     /// The model store's versions (newest first) and the current one.
     func models() -> (versions: [ModelMetrics], current: String?, error: String?) {
         guard FileManager.default.fileExists(atPath: config.modelsPath) else { return ([], nil, nil) }
@@ -120,3 +166,4 @@ final class ReviewData: @unchecked Sendable {
         }
     }
 }
+

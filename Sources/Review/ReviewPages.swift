@@ -42,7 +42,7 @@ enum ReviewPages {
         if let user, let csrf {
             nav = """
                 <nav><a href="/">Overview</a> <a href="/studies">Studies</a> <a href="/studies?review=yes">To review</a> \
-                <a href="/models">Models</a>
+                <a href="/suggest">Annotate next</a> <a href="/models">Models</a>
                 <form class="logout" method="post" action="/logout"><input type="hidden" name="csrf" value="\(esc(csrf))">\
                 <span>\(esc(user))</span> <button type="submit">Log out</button></form></nav>
                 """
@@ -248,6 +248,24 @@ enum ReviewPages {
         }
         s += "<text x=\"\(Int(pad))\" y=\"\(Int(h - 8))\" font-size=\"11\">frame 1</text><text x=\"\(Int(w - pad - 50))\" y=\"\(Int(h - 8))\" font-size=\"11\">frame \(v.count)</text></svg>"
         return s
+    }
+
+    static func suggestions(_ picks: [Suggestions.Pick]) -> String {
+        var b = """
+            <p>The done studies whose corrected labels should teach the next refit most: the most uncertain first, \
+            then each by its uncertainty weighed by how unlike the ones above it it is. Download a study's input and its \
+            labels, correct the labels, and drop both into the labels folder.</p>
+            """
+        if picks.isEmpty { return b + "<p>No done study with an uncertainty that is not labelled yet.</p>" }
+        b += "<table class=\"suggest\"><tr><th></th><th>#</th><th>Study</th><th>Uncertainty</th><th>Apart</th><th>Download</th></tr>"
+        for (n, p) in picks.enumerated() {
+            let c = p.candidate
+            b += "<tr><td>\(n + 1)</td><td><a href=\"/studies/\(c.id)\">\(c.id)</a></td><td><a href=\"/studies/\(c.id)\">\(esc(c.name))</a></td>"
+            b += "<td>\(num(c.uncertainty, 3))</td><td>\(p.distance.map { num($0, 2) } ?? "most uncertain")</td>"
+            b += "<td><a href=\"/studies/\(c.id)/input\" download>input (zip)</a> <a href=\"/studies/\(c.id)/files/labels_ed.nii.gz\" download>ED labels</a> "
+            b += "<a href=\"/studies/\(c.id)/files/labels_es.nii.gz\" download>ES labels</a></td></tr>"
+        }
+        return b + "</table>"
     }
 
     static func models(versions: [ModelMetrics], current: String?, error: String?, refits: [RefitRecord], csrf: String, serving: String) -> String {

@@ -110,6 +110,21 @@ public enum ReviewServer {
             if !type.hasPrefix("image/") { headers[.contentDisposition] = "attachment; filename=\"\(row.record.id)-\(name)\"" }
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
+        router.get("/suggest") { request, context in
+            let s = try context.session()
+            let count = min(50, max(1, request.uri.queryParameters.get("count", as: Int.self) ?? 5))
+            let picks = Suggestions.pick((try? Suggestions.candidates(config: config)) ?? [], count: count)
+            return html(ReviewPages.page("Annotate next", user: s.user, csrf: s.csrf, body: ReviewPages.suggestions(picks)))
+        }
+        router.get("/studies/:id/input") { _, context in
+            _ = try context.session()
+            let row = try study(data, context)
+            guard row.record.state == .done, let zip = try data.inputArchive(row.record) else {
+                throw HTTPError(.notFound, message: "this study's input is not in the archive (inbox.delete_inputs, or not done)")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/zip", .contentDisposition: "attachment; filename=\"\(row.record.id)-input.zip\""],
+                            body: .init(byteBuffer: ByteBuffer(bytes: zip)))
+        }
         router.get("/models") { _, context in
             let s = try context.session()
             let m = data.models()

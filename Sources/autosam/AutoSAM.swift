@@ -10,7 +10,7 @@ struct AutoSAMCommand: ParsableCommand {
         commandName: "autosam",
         abstract: "Cardiac MRI segmentation with a frozen SAM encoder and a small trained head.",
         version: BuildInfo.version,
-        subcommands: [PhantomCommand.self, StatsCommand.self, FitCommand.self, SegmentCommand.self, EvaluateCommand.self, BenchCommand.self, ParityCommand.self, InfoCommand.self, DicomPhantomCommand.self, DicomInfoCommand.self, DicomToNIfTICommand.self, DicomSegCommand.self, ModelCommand.self, WatchCommand.self, StatusCommand.self, WebCommand.self, WebUserCommand.self, ExperimentCommand.self])
+        subcommands: [PhantomCommand.self, StatsCommand.self, FitCommand.self, SegmentCommand.self, EvaluateCommand.self, BenchCommand.self, ParityCommand.self, InfoCommand.self, DicomPhantomCommand.self, DicomInfoCommand.self, DicomToNIfTICommand.self, DicomSegCommand.self, ModelCommand.self, WatchCommand.self, StatusCommand.self, WebCommand.self, WebUserCommand.self, SuggestCommand.self, ExperimentCommand.self])
 }
 
 struct InfoCommand: ParsableCommand {

@@ -61,3 +61,31 @@ struct WebUserCommand: ParsableCommand {
         print("\(name) can log in (\(cfg.webUsersPath))")
     }
 }
+
+struct SuggestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "suggest",
+        abstract: "The done studies to annotate next: the most uncertain, kept diverse (reads the journal and outbox).")
+
+    @Option(help: "Configuration file (TOML) of the service.") var config: String?
+    @Option(help: "How many to suggest.") var count = 5
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let cfg: ServiceConfig
+        do { cfg = try ServiceConfig.load(path: config) } catch let e as ConfigError { throw ValidationError(e.description) }
+        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
+        let picks = Suggestions.pick(try Suggestions.candidates(config: cfg), count: count)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(picks), as: UTF8.self))
+            return
+        }
+        if picks.isEmpty { print("no done study with an uncertainty that is not labelled yet") }
+        for (n, p) in picks.enumerated() {
+            let apart = p.distance.map { String(format: "%.2f from the nearest suggested before it", $0) } ?? "the most uncertain"
+            print(String(format: "%d. #%lld %@  uncertainty %.3f  (%@)", n + 1, p.candidate.id, p.candidate.name, p.candidate.uncertainty, apart))
+        }
+    }
+}

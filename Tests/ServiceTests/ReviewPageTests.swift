@@ -87,7 +87,7 @@ import Testing
         ])
         #expect(r.status == 0, "\(r.output)\nweb log:\n\(logText())")
         for check in ["login required", "security headers", "bad logins refused", "login", "traversal refused", "forged requests refused",
-                      "promote and roll back",
+                      "promote and roll back", "annotate next lists 2 studies, input downloads",
                       "studies list shows 2 studies", "study pages", "logout", "idle session expired"] {
             #expect(r.output.contains("ok " + check), "missing check '\(check)':\n\(r.output)")
         }

@@ -7,7 +7,7 @@ HTTP: every page asks for a login; security headers on every answer; a wrong pas
 refused; files outside a study's fixed names, traversal attempts and a symbolic link planted
 in the outbox are refused; a forged or missing CSRF token and a cross-site Origin are refused.
 Actions: a promotion and a roll-back with the session's token take effect (a forged one does
-not). Browser: log in through the form; the studies list shows every done study; a study page shows
+not). Annotate next lists the done studies and a study's input downloads as the archived files. Browser: log in through the form; the studies list shows every done study; a study page shows
 its QC picture (decoded by the browser) and numbers equal to its stats.json; the slider
 changes the slice shown and the contours switch off and on; log out. Screenshots go to ARTIFACTS. Last, an idle session expires.
 """
@@ -159,6 +159,26 @@ status, _, _ = fetch(me, "/models/rollback", data=form({"csrf": csrf}))
 assert status == 303, status
 assert "v0001 (current)" in models_page()
 ok("promote and roll back")
+
+# Annotate next: the done studies, each with its input to download.
+status, _, body = fetch(me, "/suggest")
+assert status == 200, status
+page = body.decode()
+suggested = re.findall(r'href="/studies/(\d+)/input"', page)
+assert len(suggested) == len(done), (suggested, done)
+import io
+import zipfile
+status, headers, body = fetch(me, "/studies/%s/input" % suggested[0])
+assert status == 200 and headers.get("content-type") == "application/zip", status
+names = zipfile.ZipFile(io.BytesIO(body)).namelist()
+archived = sorted(os.listdir(os.path.join(data, "archive")))
+assert any(n.split("/")[0] in archived for n in names) and any(n.endswith(".nii.gz") for n in names), (names, archived)
+for n in names:
+    member = zipfile.ZipFile(io.BytesIO(body)).read(n)
+    top, _, rest = n.partition("/")
+    with open(os.path.join(data, "archive", top, rest), "rb") as f:
+        assert f.read() == member, n
+ok("annotate next lists %d studies, input downloads" % len(suggested))
 
 # The browser.
 from selenium import webdriver
