@@ -88,8 +88,8 @@ final class Canvas {
         return ext.x_advance
     }
 
-    /// Writes a block of opaque pixels (row-major, `w` x `h`) at (x0, y0).
-    /// Sets the given pixels (opaque), leaving those that are nil as they are.
+    /// Writes a block of pixels (row-major, `w` x `h`) at (x0, y0), opaque; those that are nil
+    /// leave the surface as it was (transparent on a new canvas).
     func blit(_ pixels: [RGB?], x0: Int, y0: Int, width w: Int, height h: Int) {
         precondition(pixels.count == w * h)
         cairo_surface_flush(surface)
@@ -102,16 +102,9 @@ final class Canvas {
         cairo_surface_mark_dirty(surface)
     }
 
+    /// Writes a block of opaque pixels.
     func blit(_ pixels: [RGB], x0: Int, y0: Int, width w: Int, height h: Int) {
-        precondition(pixels.count == w * h)
-        cairo_surface_flush(surface)
-        let stride = Int(cairo_image_surface_get_stride(surface))
-        guard let base = cairo_image_surface_get_data(surface) else { return }
-        for y in 0..<h where y0 + y >= 0 && y0 + y < height {
-            let row = UnsafeMutableRawPointer(base + (y0 + y) * stride).assumingMemoryBound(to: UInt32.self)
-            for x in 0..<w where x0 + x >= 0 && x0 + x < width { row[x0 + x] = pixels[y * w + x].argb }
-        }
-        cairo_surface_mark_dirty(surface)
+        blit(pixels.map(Optional.some), x0: x0, y0: y0, width: w, height: h)
     }
 
     /// The picture as PNG bytes.
