@@ -23,17 +23,25 @@ enum ReviewPages {
         return out
     }
 
+    /// `v` with `decimals` decimals (0...4), as "%.Nf" writes it, without Foundation's
+    /// formatter (a list of 1,000 studies formats some 8,000 numbers).
     static func num(_ v: Double?, _ decimals: Int = 1) -> String {
-        guard let v, v.isFinite else { return "" }
-        return String(format: "%.\(decimals)f", v)
+        guard let v, v.isFinite, abs(v) < 1e12 else { return "" }
+        let d = max(0, min(4, decimals)), scale = [1, 10, 100, 1000, 10000][d]
+        let n = Int64((abs(v) * Double(scale)).rounded())
+        let whole = String(n / Int64(scale)), sign = v < 0 && n != 0 ? "-" : ""
+        guard d > 0 else { return sign + whole }
+        let frac = String(n % Int64(scale))
+        return sign + whole + "." + String(repeating: "0", count: d - frac.count) + frac
     }
 
+    /// Local time as "yyyy-MM-dd HH:mm" (localtime_r: no formatter object per row).
     static func time(_ t: Double?) -> String {
-        guard let t else { return "" }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_GB_POSIX")
-        f.dateFormat = "yyyy-MM-dd HH:mm"
-        return f.string(from: Date(timeIntervalSince1970: t))
+        guard let t, t.isFinite else { return "" }
+        var secs = time_t(t.rounded(.down)), tm = tm()
+        guard localtime_r(&secs, &tm) != nil else { return "" }
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday)) \(two(tm.tm_hour)):\(two(tm.tm_min))"
     }
 
     /// The frame around every page: navigation, who is logged in, the log-out button.

@@ -68,6 +68,23 @@ import Testing
         #expect(page.contains("bad &lt;b&gt;input&lt;/b&gt;") && page.contains("&lt;u&gt;") && page.contains("&quot;&gt;&lt;x") && !page.contains("<u>"))
     }
 
+    @Test func numbersAreWrittenAsPrintfWouldAndTimesAsLocalMinutes() {
+        // Away from ties (where printf rounds the binary value half to even) the two agree.
+        for v in [0.0, 0.04, 1.26, 105.349, 105.37, -2.56, 12345.6789, 0.0999, 7.0] {
+            for d in 0...4 {
+                #expect(ReviewPages.num(v, d) == String(format: "%.\(d)f", v), "\(v) with \(d) decimals")
+            }
+        }
+        #expect(ReviewPages.num(-0.04, 1) == "0.0", "no negative zero")
+        #expect(ReviewPages.num(nil) == "" && ReviewPages.num(.nan) == "" && ReviewPages.num(.infinity) == "")
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        for t in [0.0, 1_796_680_000.0, 1_800_000_059.9] {
+            #expect(ReviewPages.time(t) == f.string(from: Date(timeIntervalSince1970: t)))
+        }
+        #expect(ReviewPages.time(nil) == "")
+    }
+
     func row(_ id: Int64, _ name: String, _ state: StudyState, ef: Double?) -> StudyRow {
         let rec = StudyRecord(id: id, name: name, kind: "nifti", state: state, attempts: 0, writeFailures: 0, claimedAt: 0, startedAt: nil,
                               finishedAt: Double(id), nextAttemptAt: nil, workPath: "", outputName: name, modelVersion: "v0001", reason: nil, seconds: 1)
