@@ -21,7 +21,7 @@ mkdir -p "$WORK"
 [ -d "$WORK/pool" ] || "$BIN" phantom --out "$WORK/pool" --patients "$POOL" --seed 9191 --no-cine > /dev/null
 [ -d "$WORK/val" ] || "$BIN" phantom --out "$WORK/val" --patients 1 --seed 9292 --first 900 --no-cine > /dev/null
 
-service() {  # service DATA EXTRA_TOML: writes the config, starts the daemon, prints its pid
+service() {  # service DATA: writes the config, starts the daemon (its pid in SVC_PID)
   cat > "$1.toml" <<TOML
 [paths]
 data = "$1"
@@ -35,12 +35,12 @@ validation_volumes = 1
 tolerance = 1.0
 TOML
   "$BIN" watch --config "$1.toml" > "$1.log" 2>&1 &
-  echo $!
+  SVC_PID=$!
 }
 
 # 1. The pool, segmented by the embedded head; the suggestions.
 if [ ! -f "$WORK/suggested.txt" ]; then
-  rm -rf "$WORK/poolsvc"; pid=$(service "$WORK/poolsvc")
+  rm -rf "$WORK/poolsvc"; service "$WORK/poolsvc"; pid=$SVC_PID
   for i in $(seq 1 200); do [ -d "$WORK/poolsvc/inbox" ] && break; sleep 0.2; done
   for p in "$WORK"/pool/patient*; do n=$(basename "$p"); mkdir "$WORK/poolsvc/inbox/.$n"; cp "$p"/*frame??.nii.gz "$p"/Info.cfg "$WORK/poolsvc/inbox/.$n/"; mv "$WORK/poolsvc/inbox/.$n" "$WORK/poolsvc/inbox/$n"; touch "$WORK/poolsvc/inbox/$n/.ready"; done
   until [ "$("$BIN" status --config "$WORK/poolsvc.toml" --count finished)" -ge "$POOL" ]; do sleep 1; done
@@ -63,7 +63,7 @@ arm() {  # arm NAME PATIENTS...
   local name=$1; shift
   local data="$WORK/arm_$name"
   if [ ! -f "$WORK/version_$name" ]; then
-    rm -rf "$data"; local pid; pid=$(service "$data")
+    rm -rf "$data"; service "$data"; local pid=$SVC_PID
     for i in $(seq 1 200); do [ -d "$data/labels" ] && break; sleep 0.2; done
     local start; start=$(date +%s)
     mkdir "$data/labels/.a_validation"; cp "$WORK"/val/patient900/*frame??*.nii.gz "$WORK"/val/patient900/Info.cfg "$data/labels/.a_validation/"
