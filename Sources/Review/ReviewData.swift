@@ -22,6 +22,9 @@ struct StudySummary: Decodable, Sendable {
     var report: FunctionReport?
     var phaseSelection: PhaseSelection?
     var review: Review?
+    /// A single frame's (no ED/ES pair).
+    var volumes: StructureVolumes?
+    var sliceAreas: [SliceAreas]?
 }
 
 /// Reads what the daemon wrote, never writing any of it: the journal (read-only, WAL readers
@@ -77,6 +80,19 @@ final class ReviewData: @unchecked Sendable {
         "stats.json": "application/json", "provenance.json": "application/json",
         "labels_ed.nii.gz": "application/gzip", "labels_es.nii.gz": "application/gzip",
     ]
+
+    /// The "annotate next" candidates from the cached summaries: done studies with an
+    /// uncertainty whose name no labelled item carries (`Suggestions.candidates` reads the
+    /// same from disk for `autosam suggest`).
+    func suggestionCandidates() throws -> [Suggestions.Candidate] {
+        let labelled = Set(try openJournal().labels().map(\.name))
+        return try studies().compactMap { row in
+            let r = row.record
+            guard r.state == .done, !labelled.contains(r.name), !labelled.contains(r.outputName),
+                  let s = row.summary, let u = s.review?.uncertainty else { return nil }
+            return Suggestions.candidate(id: r.id, name: r.outputName, uncertainty: u, report: s.report, volumes: s.volumes, slices: s.sliceAreas?.count)
+        }
+    }
 
     /// The path of one of a study's output files, or nil: only names in `servable`, only a
     /// regular file (no link, no device) inside `outbox/<output name>/`, where the output name

@@ -113,7 +113,7 @@ public enum ReviewServer {
         router.get("/suggest") { request, context in
             let s = try context.session()
             let count = min(50, max(1, request.uri.queryParameters.get("count", as: Int.self) ?? 5))
-            let picks = Suggestions.pick((try? Suggestions.candidates(config: config)) ?? [], count: count)
+            let picks = Suggestions.pick((try? data.suggestionCandidates()) ?? [], count: count)
             return html(ReviewPages.page("Annotate next", user: s.user, csrf: s.csrf, body: ReviewPages.suggestions(picks)))
         }
         router.get("/studies/:id/input") { _, context in
@@ -129,7 +129,7 @@ public enum ReviewServer {
             let s = try context.session()
             let m = data.models()
             let refits = (try? data.openJournal().refits()) ?? []
-            let serving = (try? ServiceStatus.read(config: config).currentModel) ?? m.current ?? "the embedded default"
+            let serving = ServiceStatus.servingHead(config: config)
             return html(ReviewPages.page("Models", user: s.user, csrf: s.csrf, body: ReviewPages.models(
                 versions: m.versions, current: m.current, error: m.error, refits: refits, csrf: s.csrf, serving: serving)))
         }

@@ -69,6 +69,9 @@ public struct ServiceStatus: Codable, Sendable {
 
     public func jsonData() throws -> Data { try sortedJSONData(self) }
 
+    /// The head serving now (as `currentModel` says it), without reading the rest.
+    public static func servingHead(config: ServiceConfig) -> String { ModelProvider.describeCurrent(config: config) }
+
     public var text: String {
         var lines: [String] = []
         lines.append("inbox: \(inboxWaiting) arriving; queue: \(queued) waiting (\(retrying) retrying), \(processing) processing")

@@ -80,17 +80,25 @@ public enum Suggestions {
             let path = config.outboxPath + "/" + r.outputName + "/stats.json"
             guard EntryType.of(path) == .file, let data = FileManager.default.contents(atPath: path),
                   let s = try? JSONDecoder().decode(StatsForSuggestions.self, from: data), let u = s.review?.uncertainty else { continue }
-            let f: [Double]
-            if let rep = s.report {
-                f = [rep.lv.edv, rep.lv.esv, rep.rv.edv, rep.rv.esv, rep.lvMass, Double(rep.sliceAreasED.count)]
-            } else if let v = s.volumes {
-                f = [v.lvCavity, v.lvCavity, v.rvCavity, v.rvCavity, v.myocardium, Double(s.sliceAreas?.count ?? 0)]
-            } else {
-                continue
-            }
-            out.append(Candidate(id: r.id, name: r.outputName, uncertainty: u, features: f))
+            guard let c = candidate(id: r.id, name: r.outputName, uncertainty: u, report: s.report, volumes: s.volumes,
+                                    slices: s.sliceAreas?.count) else { continue }
+            out.append(c)
         }
         return out
+    }
+
+    /// A candidate from a study's stats: a cine's function report, else a single frame's
+    /// volumes (nil when it has neither).
+    public static func candidate(
+        id: Int64, name: String, uncertainty: Double, report: FunctionReport?, volumes: StructureVolumes?, slices: Int?
+    ) -> Candidate? {
+        if let rep = report {
+            return Candidate(id: id, name: name, uncertainty: uncertainty,
+                             features: [rep.lv.edv, rep.lv.esv, rep.rv.edv, rep.rv.esv, rep.lvMass, Double(rep.sliceAreasED.count)])
+        }
+        guard let v = volumes else { return nil }
+        return Candidate(id: id, name: name, uncertainty: uncertainty,
+                         features: [v.lvCavity, v.lvCavity, v.rvCavity, v.rvCavity, v.myocardium, Double(slices ?? 0)])
     }
 
     struct StatsForSuggestions: Decodable {
