@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // Narrow C API over nifti2_io (Debian: libniftiio-dev, libnifti2-dev). nifti2_io.h
@@ -107,7 +110,8 @@ let package = Package(
         .systemLibrary(name: "CCairo", path: "Sources/CCairo"),
         // The QC picture a clinician looks at: slices with coloured contours and key numbers.
         .target(name: "QC", dependencies: ["CardiacImaging", "CCairo"]),
-        // The clinical service: configuration, the inbox daemon, its SQLite journal (GRDB),
+        // The clinical service: configuration, the inbox daemon, its journal (SQLite through
+        // GRDB, or PostgreSQL through PostgresNIO when several workers share one queue),
         // outputs, the refit loop and systemd integration.
         .target(
             name: "Service",
@@ -115,6 +119,10 @@ let package = Package(
                 "CardiacImaging", "AutoSAM", "QC", "Tensor",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The review page (`autosam web`): Hummingbird over the journal and outbox, read-only,

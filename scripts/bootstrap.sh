@@ -18,12 +18,14 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 packages=(libnifti2-dev libniftiio-dev libopenblas-dev zlib1g-dev libdcmtk-dev dcmtk dicom3tools libdnnl-dev
-          libsqlite3-dev libcairo2-dev fonts-dejavu-core orthanc curl chromium chromium-driver)
+          libsqlite3-dev libcairo2-dev fonts-dejavu-core orthanc curl chromium chromium-driver postgresql)
 # The service's journal (GRDB) links SQLite; the QC picture draws with cairo and the DejaVu
 # fonts. Orthanc (a real PACS) and curl (its REST API) are the peer of the sending tests; the
 # tests start their own Orthanc on free loopback ports (Debian's package may also start its
 # own service where systemd runs: the tests do not use it). Chromium and its driver are the
-# browser the review page's test drives (through selenium). systemd-analyze checks the unit in the tests (Debian: package systemd).
+# browser the review page's test drives (through selenium). PostgreSQL is the shared queue's
+# engine: the tests start their own server in a temporary folder, as the user `postgres` when
+# run as root, reached over a Unix socket only (Debian's own cluster is not used). systemd-analyze checks the unit in the tests (Debian: package systemd).
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
 missing=()
 for p in "${packages[@]}"; do

@@ -33,18 +33,18 @@ struct StudySummary: Decodable, Sendable {
 final class ReviewData: @unchecked Sendable {
     let config: ServiceConfig
     private let lock = NSLock()
-    private var journal: Journal?
+    private var journal: (any StudyJournal)?
     /// stats.json of finished studies, by journal id, with the file's modification time.
     private var summaries: [Int64: (mtime: Double, summary: StudySummary?)] = [:]
 
     init(config: ServiceConfig) { self.config = config }
 
     /// The journal, opened read-only once it exists (the daemon creates it).
-    func openJournal() throws -> Journal {
+    func openJournal() throws -> any StudyJournal {
         lock.lock()
         defer { lock.unlock() }
         if let journal { return journal }
-        let j = try Journal(path: config.journalPath, readOnly: true)
+        let j = try Service.openJournal(config, readOnly: true)
         journal = j
         return j
     }

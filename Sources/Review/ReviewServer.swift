@@ -143,7 +143,7 @@ public enum ReviewServer {
             } catch {
                 throw HTTPError(.conflict, message: "\(error)")
             }
-            try Journal(path: config.journalPath).recordAction(user: s.user, action: "promote", detail: form.version)
+            try Service.openJournal(config).recordAction(user: s.user, action: "promote", detail: form.version)
             return redirect("/models")
         }
         router.post("/models/rollback") { request, context in
@@ -152,7 +152,7 @@ public enum ReviewServer {
             let store = try ModelStore(root: config.modelsPath)
             let now: String?
             do { now = try store.rollback() } catch { throw HTTPError(.conflict, message: "\(error)") }
-            try Journal(path: config.journalPath).recordAction(user: s.user, action: "rollback", detail: "now \(now ?? "the embedded default")")
+            try Service.openJournal(config).recordAction(user: s.user, action: "rollback", detail: "now \(now ?? "the embedded default")")
             return redirect("/models")
         }
 

@@ -11,9 +11,12 @@ import Glibc
 /// `autosam watch`: claims studies from the inbox once they are complete, segments them,
 /// writes the outputs, keeps the journal, takes labelled volumes for refits, and talks to
 /// systemd. One worker: studies run one at a time, oldest first; refits only when none waits.
+/// With `[queue] backend = "postgres"` several such workers share one queue (and one set of
+/// folders on a shared file system): every claim, study, refit and label is decided in the
+/// database first (`PostgresJournal`).
 public final class ServiceDaemon: @unchecked Sendable {
     public let config: ServiceConfig
-    public let journal: Journal
+    public let journal: any StudyJournal
     let log: ServiceLog
     let notifier: SystemdNotifier
     let state = DaemonState()
@@ -33,6 +36,8 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// forward. Intervals measured within a run (quiet periods, back-offs, sleeps, the
     /// watchdog's heartbeat) use the monotonic clock instead, which no clock change moves.
     var wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    /// This process's part of its staging folders' names (a shared queue).
+    let stagingTag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
 
     /// Seconds on CLOCK_MONOTONIC.
     static func monotonic() -> Double {
@@ -58,7 +63,7 @@ public final class ServiceDaemon: @unchecked Sendable {
                 throw ConfigError("cannot create the folder \(p): \(error.localizedDescription)")
             }
         }
-        journal = try Journal(path: config.journalPath)
+        journal = try openJournal(config)
         models = ModelProvider(config: config)
     }
 
@@ -92,15 +97,22 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// (no usable model, journal unusable); bad studies never stop the loop.
     public func run() throws {
         let start = Date()
-        let lock = try DataFolderLock(journal: config.journalPath)
-        defer { lock.release() }
-        log.info("autosam \(BuildInfo.version) starting: data \(config.data), encoder \(config.encoder)")
+        // One daemon per data folder, unless the queue is shared: then the database decides.
+        let lock = journal.shared ? nil : try DataFolderLock(journal: config.journalPath)
+        defer { lock?.release() }
+        log.info("autosam \(BuildInfo.version) starting: data \(config.data), encoder \(config.encoder)"
+                 + ((journal as? PostgresJournal).map { ", shared queue in PostgreSQL as worker \($0.worker)" } ?? ""))
         try models.load(log: log)
         try recover()
         log.info(String(format: "ready in %.1f s; serving head %@", Date().timeIntervalSince(start), models.version))
         notifier.ready(status: "ready; head \(models.version)")
         let watchdog = startWatchdog()
         defer { watchdog?.cancel() }
+        let heartbeat = startHeartbeat()
+        defer {
+            heartbeat?.cancel()
+            if journal.shared { try? journal.workerStopped() }
+        }
         if !config.pacsDestinations.isEmpty {
             let s = PacsSender(config: config, journal: journal, log: log)
             s.wallClock = wallClock
@@ -125,11 +137,18 @@ public final class ServiceDaemon: @unchecked Sendable {
                 }
                 if busy { continue }
             } catch {
-                // The journal or a folder failed (a full or failing disk): keep going rather
-                // than die, waiting longer after each failed round (up to the retry back-off).
+                // The journal or a folder failed (a full or failing disk, an unreachable
+                // database): keep going rather than die, waiting longer after each failed round
+                // (up to the retry back-off).
                 failures += 1
                 pause = max(config.pollInterval, min(config.pollInterval * pow(2, Double(failures)), config.retryBackoffMax, 30))
                 log.error("loop: \(error) (failed round \(failures); next in \(String(format: "%.1f", pause)) s)")
+                if error is JournalUnavailable {
+                    let status = "waiting for the database (failed round \(failures), next try in \(Int(pause.rounded(.up))) s)"
+                    if status != lastStatus { notifier.status(status); lastStatus = status }
+                    sleepInterruptibly(pause)
+                    continue
+                }
             }
             let status = idleStatus()
             if status != lastStatus {
@@ -167,6 +186,29 @@ public final class ServiceDaemon: @unchecked Sendable {
         return t
     }
 
+    /// A shared queue: the worker says it is alive and renews the leases it holds, every
+    /// third of the lease; a lease found taken by another worker stops the study in hand.
+    func startHeartbeat() -> DispatchSourceTimer? {
+        guard journal.shared else { return nil }
+        let t = DispatchSource.makeTimerSource(queue: .global())
+        t.schedule(deadline: .now(), repeating: max(0.2, config.queueLease / 3))
+        let failing = ManagedFlag()
+        t.setEventHandler { [journal, state, log] in
+            do {
+                let lost = try journal.heartbeat(study: state.study, done: state.done)
+                if !lost.isEmpty {
+                    state.leaseLost(lost)
+                    log.warning("lease lost on study \(lost.map { "#\($0)" }.joined(separator: ", ")): another worker has taken it over")
+                }
+                if failing.set(false) { log.info("heartbeat: the database answers again") }
+            } catch {
+                if !failing.set(true) { log.error("heartbeat: \(error)") }
+            }
+        }
+        t.resume()
+        return t
+    }
+
     // MARK: recovery
 
     /// After a crash: studies left processing are queued again (their attempt counted),
@@ -174,6 +216,21 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// are removed, and a refit that was running is closed as abandoned.
     func recover() throws {
         try journal.closeInterruptedRefits()
+        if journal.shared {
+            // Other workers' studies are theirs; this worker's earlier life under the same name
+            // gives its studies back, and staging folders of finished studies go.
+            for r in try journal.requeueProcessing(counts: { _ in true }, why: { "interrupted during attempt \($0); redone" }) {
+                log.warning("study #\(r.id) was interrupted during attempt \(r.attempts); it will be redone")
+            }
+            let fm = FileManager.default
+            for name in (try? fm.contentsOfDirectory(atPath: config.outboxPath)) ?? [] where name.hasPrefix(".staging-") {
+                let id = name.dropFirst(".staging-".count).split(separator: "-").first.flatMap { Int64($0) }
+                if let id, let r = try journal.study(id), r.state == .done || r.state == .failed {
+                    try? fm.removeItem(atPath: config.outboxPath + "/" + name)
+                }
+            }
+            return
+        }
         for r in try journal.requeueProcessing(counts: { _ in true }, why: { "interrupted during attempt \($0); redone" }) {
             log.warning("study #\(r.id) was interrupted during attempt \(r.attempts); it will be redone")
         }
@@ -227,13 +284,19 @@ public final class ServiceDaemon: @unchecked Sendable {
     func claim(_ name: String, markerFile: String?) throws {
         tracker[name] = nil
         let outbox = config.outboxPath, failed = config.failedPath
-        let rec = try journal.claim(name: name, kind: "", workFolder: config.workPath) { stem in
+        guard let rec = try journal.claimEntry(name: name, kind: "", workFolder: config.workPath, taken: { stem in
             FileManager.default.fileExists(atPath: outbox + "/" + stem) || FileManager.default.fileExists(atPath: failed + "/" + stem)
-        }
+        }) else { return }  // another worker is claiming it
         FaultInjection.point("claim.recorded")
+        if journal.shared && EntryType.of(config.inboxPath + "/" + name) == nil {
+            // Another worker claimed and moved it between this worker's look and its claim.
+            try journal.abandonClaim(rec.id)
+            return
+        }
         do {
             try moveIntoWork(config.inboxPath + "/" + name, rec)
             FaultInjection.point("claim.moved")
+            try? journal.claimMoved(rec.id)
             if let m = markerFile { try? FileManager.default.removeItem(atPath: m) }
             claimBackoff[name] = nil
             log.info("study #\(rec.id) claimed")
@@ -271,6 +334,24 @@ public final class ServiceDaemon: @unchecked Sendable {
 
     func finalPath(_ r: StudyRecord) -> String { config.outboxPath + "/" + r.outputName }
 
+    /// Where this attempt stages its outputs. Workers sharing a queue each use their own
+    /// (process id and a random part), so that a worker whose lease lapsed never writes into
+    /// the staging folder of the one that took the study over.
+    func stagingPath(_ r: StudyRecord) -> String {
+        config.outboxPath + "/.staging-\(r.id)" + (journal.shared ? "-\(stagingTag)" : "")
+    }
+
+    /// Removes this attempt's staging folder; with a shared queue also those of earlier
+    /// attempts at the study by workers whose lease ran out (their publication is fenced off).
+    func removeStaging(_ r: StudyRecord) {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: stagingPath(r))
+        guard journal.shared else { return }
+        for name in (try? fm.contentsOfDirectory(atPath: config.outboxPath)) ?? [] where name.hasPrefix(".staging-\(r.id)-") {
+            try? fm.removeItem(atPath: config.outboxPath + "/" + name)
+        }
+    }
+
     /// Whether this study's outputs are already in the outbox (published before a crash).
     func published(_ r: StudyRecord) -> Provenance? {
         guard let data = FileManager.default.contents(atPath: finalPath(r) + "/provenance.json"),
@@ -291,7 +372,15 @@ public final class ServiceDaemon: @unchecked Sendable {
         }
         let window = retryWindow
         guard let rec = try journal.nextRunnable(now: window.now, latest: window.latest) else { return false }
-        do { try process(rec) } catch {
+        state.study = rec.id
+        defer { state.study = nil }
+        do { try process(rec) } catch let e as LeaseLost {
+            // Too slow to renew (or the database was away longer than the lease): another
+            // worker has the study, and this attempt leaves no trace.
+            removeStaging(rec)
+            log.warning("\(e.description); this worker's attempt is dropped")
+        } catch {
+            removeStaging(rec)
             journalUnsettled = true
             throw error
         }
@@ -304,6 +393,11 @@ public final class ServiceDaemon: @unchecked Sendable {
             // Outputs were written before an interruption: only the bookkeeping is left.
             try finish(rec, version: p.head.version, seconds: p.timings["total_s"] ?? 0, kind: p.kind)
             return
+        }
+        if !fm.fileExists(atPath: rec.workPath), fm.fileExists(atPath: config.inboxPath + "/" + rec.name) {
+            // Claimed, but the claimer stopped before moving the input out of the inbox.
+            try moveIntoWork(config.inboxPath + "/" + rec.name, rec)
+            try journal.claimMoved(rec.id)
         }
         guard fm.fileExists(atPath: rec.workPath) else {
             if let reason = failedEarlier(rec) {
@@ -328,7 +422,8 @@ public final class ServiceDaemon: @unchecked Sendable {
         notifier.status(state.status)
         log.info("study #\(rec.id) (\(kind)): attempt \(rec.attemptNumber)")
         let start = Date()
-        let staging = config.outboxPath + "/.staging-\(rec.id)"
+        removeStaging(rec)
+        let staging = stagingPath(rec)
         defer { state.status = "idle" }
         let outcome: (version: String, summary: StatsSummary)
         do {
@@ -340,11 +435,13 @@ public final class ServiceDaemon: @unchecked Sendable {
             let readSeconds = Date().timeIntervalSince(t0)
             var products = try StudyPipeline.compute(
                 input: input, model: model, frames: config.frames, heartbeat: { [state] in state.heartbeat() },
-                shouldStop: { [state] in state.stopRequested }, subject: rec.outputName, reviewThreshold: config.reviewUncertainty)
+                shouldStop: { [state] in state.stopRequested || state.isLost(rec.id) }, subject: rec.outputName,
+                reviewThreshold: config.reviewUncertainty)
             products.timings["read_s"] = readSeconds
             products.timings["total_s"] = Date().timeIntervalSince(start)
             let prov = provenance(rec, input: input, products: products, model: model)
-            try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec))
+            try StudyPipeline.publish(products, input: input, provenance: prov, staging: staging, final: finalPath(rec),
+                                      fence: { [journal] rename in try journal.fenced(rec.id, rename) })
             FaultInjection.point("publish.renamed")
             outcome = (model.version, StatsSummary(report: products.report, review: products.review))
             if let r = products.review, r.review {
@@ -352,6 +449,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             }
         } catch is StopRequested {
             try? fm.removeItem(atPath: staging)
+            if state.isLost(rec.id) { throw LeaseLost(study: rec.id) }
             try journal.requeue(rec.id, reason: "abandoned at shutdown; redone on the next start")
             log.info("study #\(rec.id): abandoned at shutdown, queued again")
             return
@@ -363,6 +461,12 @@ public final class ServiceDaemon: @unchecked Sendable {
             try? fm.removeItem(atPath: staging)
             try retryLater(rec, reason: e.description, what: "the input could not be read from disk")
             return
+        } catch let e as LeaseLost {
+            throw e
+        } catch let e as JournalUnavailable {
+            // The database went away mid-study: the study is parked (its row still reads
+            // processing, held by this worker) and taken up again once the database answers.
+            throw e
         } catch let e as ModelUnavailable {
             try journal.requeue(rec.id, reason: e.description)
             log.error("no model to segment with: \(e.description)")
@@ -389,7 +493,9 @@ public final class ServiceDaemon: @unchecked Sendable {
     /// Cohort row, archive (or delete) the input, then `done`. Each step can be repeated safely.
     func finish(_ rec: StudyRecord, version: String, seconds: Double, summary: StatsSummary? = nil, kind: String? = nil) throws {
         do {
-            try appendCohortRow(rec, version: version, summary: summary ?? readSummary(rec), kind: kind ?? rec.kind)
+            try journal.exclusive("cohort") {
+                try appendCohortRow(rec, version: version, summary: summary ?? readSummary(rec), kind: kind ?? rec.kind)
+            }
             FaultInjection.point("finish.cohort")
             try archiveInput(rec)
             FaultInjection.point("finish.archived")
@@ -400,6 +506,7 @@ public final class ServiceDaemon: @unchecked Sendable {
             return
         }
         try journal.markDone(rec.id, modelVersion: version, seconds: seconds, sends: PacsSender.sends(config: config, folder: finalPath(rec)))
+        state.countDone()
         sender?.poke()
         FaultInjection.point("finish.done")
         log.info(String(format: "study #%lld done in %.1f s (head %@)", rec.id, seconds, version))
@@ -495,16 +602,18 @@ public final class ServiceDaemon: @unchecked Sendable {
             """
         // reason.txt first: a crash after the move leaves the reason beside the input, and the
         // next start only records it (failedEarlier).
-        do {
-            try fm.createDirectory(atPath: dest, withIntermediateDirectories: true)
-            try? AtomicFile.write(text, to: dest + "/reason.txt")
-            FaultInjection.point("fail.reasoned")
-            if fm.fileExists(atPath: rec.workPath) { try moveItem(rec.workPath, dest + "/" + rec.name) }
-            FaultInjection.point("fail.moved")
-            try? fm.removeItem(atPath: (rec.workPath as NSString).deletingLastPathComponent)
-        } catch {
-            text += "(The input could not be moved here and is still at \(rec.workPath): \(error))\n"
-            try? AtomicFile.write(text, to: dest + "/reason.txt")
+        try journal.fenced(rec.id) {
+            do {
+                try fm.createDirectory(atPath: dest, withIntermediateDirectories: true)
+                try? AtomicFile.write(text, to: dest + "/reason.txt")
+                FaultInjection.point("fail.reasoned")
+                if fm.fileExists(atPath: rec.workPath) { try moveItem(rec.workPath, dest + "/" + rec.name) }
+                FaultInjection.point("fail.moved")
+                try? fm.removeItem(atPath: (rec.workPath as NSString).deletingLastPathComponent)
+            } catch {
+                text += "(The input could not be moved here and is still at \(rec.workPath): \(error))\n"
+                try? AtomicFile.write(text, to: dest + "/reason.txt")
+            }
         }
         try journal.markFailed(rec.id, reason: reason)
         FaultInjection.point("fail.recorded")

@@ -78,7 +78,8 @@ public struct SendSummary: Sendable, Codable, Equatable {
     public var nextAttemptAt: Double?
 }
 
-public final class Journal: @unchecked Sendable {
+public final class Journal: StudyJournal, @unchecked Sendable {
+    public var shared: Bool { false }
     public let path: String
     let db: DatabaseQueue
 
@@ -180,7 +181,7 @@ public final class Journal: @unchecked Sendable {
     // MARK: sends to PACS destinations
 
     /// Sends due at `now` (or, the clock having gone back, before `latest`), oldest first.
-    public func dueSends(now: Double = Journal.now(), latest: Double = .greatestFiniteMagnitude, limit: Int = 100) throws -> [SendRecord] {
+    public func dueSends(now: Double, latest: Double, limit: Int) throws -> [SendRecord] {
         try db.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM sends WHERE state = 'pending' AND (next_attempt_at <= ? OR next_attempt_at > ?)
@@ -204,7 +205,7 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
-    public func sends(study: Int64? = nil) throws -> [SendRecord] {
+    public func sends(study: Int64?) throws -> [SendRecord] {
         try db.read { db in
             if let study { return try Row.fetchAll(db, sql: "SELECT * FROM sends WHERE study_id = ? ORDER BY id", arguments: [study]).map(Self.send) }
             return try Row.fetchAll(db, sql: "SELECT * FROM sends ORDER BY id").map(Self.send)
@@ -248,7 +249,7 @@ public final class Journal: @unchecked Sendable {
     }
 
     /// The review page's recorded actions, newest first: (time, action, "user: detail").
-    public func actions(limit: Int = 50) throws -> [(at: Double, action: String, detail: String)] {
+    public func actions(limit: Int) throws -> [(at: Double, action: String, detail: String)] {
         try db.read { db in
             try Row.fetchAll(db, sql: "SELECT at, state, detail FROM events WHERE state LIKE 'web:%' ORDER BY id DESC LIMIT ?", arguments: [limit])
                 .map { (at: $0["at"], action: String(($0["state"] as String).dropFirst(4)), detail: $0["detail"] ?? "") }
@@ -289,6 +290,20 @@ public final class Journal: @unchecked Sendable {
         }
     }
 
+    public func claimEntry(name: String, kind: String, workFolder: String, taken: (String) -> Bool) throws -> StudyRecord? {
+        try claim(name: name, kind: kind, workFolder: workFolder, taken: taken)
+    }
+
+    /// One daemon per data folder: the entry is its own from the claim on.
+    public func claimMoved(_ id: Int64) throws {}
+
+    /// One worker: nothing can take a study from it.
+    public func fenced<T>(_ id: Int64, _ body: () throws -> T) throws -> T { try body() }
+    public func exclusive<T>(_ name: String, _ body: () throws -> T) throws -> T { try body() }
+    public func heartbeat(study: Int64?, done: Int) throws -> [Int64] { [] }
+    public func workerStopped() throws {}
+    public func workers() throws -> [WorkerRecord] { [] }
+
     /// A study's output folder name: its input name without NIfTI extensions.
     static func stem(_ name: String) -> String {
         for ext in [".nii.gz", ".nii"] where name.hasSuffix(ext) && name.count > ext.count { return String(name.dropLast(ext.count)) }
@@ -299,7 +314,7 @@ public final class Journal: @unchecked Sendable {
         try db.read { db in try Row.fetchOne(db, sql: "SELECT * FROM studies WHERE id = ?", arguments: [id]).map(Self.study) }
     }
 
-    public func studies(state: StudyState? = nil) throws -> [StudyRecord] {
+    public func studies(state: StudyState?) throws -> [StudyRecord] {
         try db.read { db in
             if let state {
                 return try Row.fetchAll(db, sql: "SELECT * FROM studies WHERE state = ? ORDER BY id", arguments: [state.rawValue]).map(Self.study)
@@ -311,7 +326,7 @@ public final class Journal: @unchecked Sendable {
     /// The next study to work on: a queued one, or a retry whose time has come; oldest first.
     /// A retry time later than `latest` cannot have come from a back-off taken since the clock
     /// was last right (the clock was set back): it counts as due.
-    public func nextRunnable(now: Double = Journal.now(), latest: Double = .greatestFiniteMagnitude) throws -> StudyRecord? {
+    public func nextRunnable(now: Double, latest: Double) throws -> StudyRecord? {
         try db.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT * FROM studies WHERE state = 'claimed' OR (state = 'retry' AND (next_attempt_at <= ? OR next_attempt_at > ?))
@@ -321,7 +336,7 @@ public final class Journal: @unchecked Sendable {
     }
 
     /// Studies waiting now (queued, or retries already due).
-    public func waitingCount(now: Double = Journal.now(), latest: Double = .greatestFiniteMagnitude) throws -> Int {
+    public func waitingCount(now: Double, latest: Double) throws -> Int {
         try db.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM studies WHERE state = 'claimed' OR (state = 'retry' AND (next_attempt_at <= ? OR next_attempt_at > ?))",
                              arguments: [now, latest]) ?? 0
@@ -338,7 +353,7 @@ public final class Journal: @unchecked Sendable {
 
     /// The study is done; `sends` (destination, file) are queued in the same transaction, so
     /// a done study's results are never left unsent by a crash (a repeated pair is kept once).
-    public func markDone(_ id: Int64, modelVersion: String, seconds: Double, sends: [(destination: String, path: String)] = []) throws {
+    public func markDone(_ id: Int64, modelVersion: String, seconds: Double, sends: [(destination: String, path: String)]) throws {
         try db.write { db in
             let now = Self.now()
             try db.execute(sql: "UPDATE studies SET state = 'done', finished_at = ?, model_version = ?, seconds = ?, reason = NULL, next_attempt_at = NULL WHERE id = ?",
@@ -461,6 +476,8 @@ public final class Journal: @unchecked Sendable {
             return db.lastInsertedRowID
         }
     }
+
+    public func beginRefit(volumes: Int) throws -> Int64? { try startRefit(volumes: volumes) }
 
     /// Ends a refit. `consumed`: the pending labels it used are marked (not for an abandoned one).
     public func finishRefit(_ id: Int64, outcome: String, candidate: String?, detail: String, consumed: Bool) throws {

@@ -11,7 +11,7 @@ import Synchronization
 /// copy: DICOM storage is keyed by the SOP Instance UID.
 final class PacsSender: @unchecked Sendable {
     let config: ServiceConfig
-    let journal: Journal
+    let journal: any StudyJournal
     let log: ServiceLog
     private let stopFlag = Mutex(false)
     private let wake = DispatchSemaphore(value: 0)
@@ -19,7 +19,7 @@ final class PacsSender: @unchecked Sendable {
     /// The wall clock (journal times); a test may move it.
     var wallClock: @Sendable () -> Double = { Date().timeIntervalSince1970 }
 
-    init(config: ServiceConfig, journal: Journal, log: ServiceLog) {
+    init(config: ServiceConfig, journal: any StudyJournal, log: ServiceLog) {
         self.config = config
         self.journal = journal
         self.log = log

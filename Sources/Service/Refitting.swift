@@ -24,8 +24,12 @@ extension ServiceDaemon {
             if labelTracker[name]?.0 != fp.digest { labelTracker[name] = (fp.digest, now) }
             if marked || now - labelTracker[name]!.1 >= config.quietPeriod {
                 labelTracker[name] = nil
-                try takeLabelled(name)
-                handled = true
+                // Workers sharing a queue see the same labels folder: one takes each item.
+                handled = try journal.exclusive("labels") {
+                    guard EntryType.of(path) != nil else { return false }
+                    try takeLabelled(name)
+                    return true
+                } || handled
                 if try journal.waitingCount(now: retryWindow.now, latest: retryWindow.latest) > 0 { break }
             }
         }
@@ -97,12 +101,16 @@ extension ServiceDaemon {
             due = now - last >= config.refitIntervalHours * 3600 || last > now + 60
         }
         guard due, !studiesWaiting() else { return false }
-        try runRefit(volumes: pending)
-        return true
+        return try runRefit(volumes: pending)
     }
 
-    func runRefit(volumes: Int) throws {
-        let id = try journal.startRefit(volumes: volumes)
+    /// Runs one refit; false when another worker sharing the queue runs one.
+    @discardableResult
+    func runRefit(volumes: Int) throws -> Bool {
+        guard let id = try journal.beginRefit(volumes: volumes) else {
+            log.debug("a refit is running on another worker")
+            return false
+        }
         state.status = "refitting (refit #\(id))"
         notifier.status(state.status)
         log.info("refit #\(id): \(volumes) new labelled volume(s)")
@@ -147,5 +155,6 @@ extension ServiceDaemon {
             log.error("refit #\(id) failed: \(error)")
         }
         state.status = "idle"
+        return true
     }
 }

@@ -105,6 +105,28 @@ public struct ServiceConfig: Sendable {
             privateKey: pacsTLSPrivateKey.isEmpty ? nil : pacsTLSPrivateKey)
     }
 
+    // [queue]
+    /// "sqlite" (the journal in the data folder; one daemon per data folder) or "postgres"
+    /// (several workers share one queue in PostgreSQL; docs/DEPLOYMENT.md).
+    public var queueBackend = "sqlite"
+    /// PostgreSQL's host name or address, or the folder of its Unix socket (a path).
+    public var queueHost = "localhost"
+    public var queuePort = 5432
+    public var queueDatabase = "autosam"
+    public var queueUser = "autosam"
+    /// The password: better in the environment (AUTOSAM_QUEUE_PASSWORD) or a file
+    /// (`password_file`, readable by the service alone) than in the configuration. Never logged.
+    public var queuePassword = ""
+    public var queuePasswordFile = ""
+    /// How long a worker's claim on a study lasts without renewal; it renews every third of it.
+    /// A worker that dies loses its studies to the others after this long.
+    public var queueLease: Double = 30
+    /// This worker's name in the queue (default: host name and process id).
+    public var queueWorker = ""
+    /// Seconds a database statement may take before the connection is given up as lost.
+    public var queueStatementTimeout: Double = 20
+    public var usesPostgres: Bool { queueBackend == "postgres" }
+
     // [web]
     /// Where `autosam web` (the review page) listens, "host:port"; loopback by default.
     public var webListen = "127.0.0.1:8090"
@@ -185,6 +207,16 @@ public struct ServiceConfig: Sendable {
         ("refit", "validation_volumes", { $0.refitValidationVolumes = try $1.int(min: 1) }),
         ("log", "level", { $0.logLevel = LogLevel(rawValue: try $1.oneOf(["debug", "info", "warning", "error"]))! }),
         ("service", "stall_limit_s", { $0.stallLimit = try $1.double(min: 1) }),
+        ("queue", "backend", { $0.queueBackend = try $1.oneOf(["sqlite", "postgres"]) }),
+        ("queue", "host", { $0.queueHost = try $1.string() }),
+        ("queue", "port", { $0.queuePort = try $1.int(min: 1, max: 65535) }),
+        ("queue", "database", { $0.queueDatabase = try $1.string() }),
+        ("queue", "user", { $0.queueUser = try $1.string() }),
+        ("queue", "password", { $0.queuePassword = try $1.string() }),
+        ("queue", "password_file", { $0.queuePasswordFile = try $1.string() }),
+        ("queue", "lease_s", { $0.queueLease = try $1.double(min: 1) }),
+        ("queue", "worker", { $0.queueWorker = try $1.string() }),
+        ("queue", "statement_timeout_s", { $0.queueStatementTimeout = try $1.double(min: 1) }),
         ("web", "listen", { $0.webListen = try $1.string() }),
         ("web", "users_file", { $0.webUsers = try $1.string() }),
         ("web", "session_minutes", { $0.webSessionMinutes = try $1.double(min: 0.05) }),

@@ -52,4 +52,25 @@ final class DaemonState: @unchecked Sendable {
         get { lock.lock(); defer { lock.unlock() }; return _status }
         set { lock.lock(); _status = newValue; lock.unlock() }
     }
+
+    // A shared queue's bookkeeping: the study in hand, studies done, and leases found lost by
+    // the heartbeat (the study in hand stops at its next check).
+    private var _study: Int64?
+    private var _done = 0
+    private var _lost = Set<Int64>()
+    var study: Int64? {
+        get { lock.lock(); defer { lock.unlock() }; return _study }
+        set { lock.lock(); _study = newValue; lock.unlock() }
+    }
+    var done: Int { lock.lock(); defer { lock.unlock() }; return _done }
+    func countDone() { lock.lock(); _done += 1; lock.unlock() }
+    func leaseLost(_ ids: [Int64]) { lock.lock(); _lost.formUnion(ids); lock.unlock() }
+    func isLost(_ id: Int64) -> Bool { lock.lock(); defer { lock.unlock() }; return _lost.contains(id) }
+}
+
+/// A flag shared with a timer's handler; `set` returns the value it replaced.
+final class ManagedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set(_ v: Bool) -> Bool { lock.lock(); defer { lock.unlock() }; let old = value; value = v; return old }
 }

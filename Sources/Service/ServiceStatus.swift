@@ -41,13 +41,17 @@ public struct ServiceStatus: Codable, Sendable {
     public var lastRefit: Refit?
     /// Per PACS destination: results sent and waiting, with the latest error of the waiting.
     public var pacs: [SendSummary] = []
+    /// A shared queue: every worker, and the cluster's studies per hour over the last hour.
+    public var workers: [WorkerRecord] = []
+    public var studiesPerHour: Double?
+    public var leaseSeconds: Double?
 
     static func time(_ t: Double?) -> String? {
         t.map { ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0)) }
     }
 
     public static func read(config: ServiceConfig) throws -> ServiceStatus {
-        let j = try Journal(path: config.journalPath, readOnly: true)
+        let j = try openJournal(config, readOnly: true)
         let c = try j.counts()
         let recent = try j.recentDone(limit: 10)
         let inbox = ((try? FileManager.default.contentsOfDirectory(atPath: config.inboxPath)) ?? []).filter { !$0.hasPrefix(".") && !$0.hasSuffix(config.marker) }
@@ -64,7 +68,8 @@ public struct ServiceStatus: Codable, Sendable {
             labelledTotal: labels.filter { $0.state == "accepted" }.map(\.volumes).reduce(0, +),
             lastRefit: last.map { Refit(id: $0.id, startedAt: time($0.startedAt) ?? "", finishedAt: time($0.finishedAt), volumes: $0.volumes,
                                         outcome: $0.outcome ?? "running", candidateVersion: $0.candidateVersion, detail: $0.detail) },
-            pacs: try j.sendSummary())
+            pacs: try j.sendSummary(), workers: try j.workers(),
+            studiesPerHour: try (j as? PostgresJournal)?.throughput(), leaseSeconds: config.usesPostgres ? config.queueLease : nil)
     }
 
     public func jsonData() throws -> Data { try sortedJSONData(self) }
@@ -89,6 +94,14 @@ public struct ServiceStatus: Codable, Sendable {
             if let d = r.detail { lines.append("  \(d)") }
         } else {
             lines.append("last refit: none")
+        }
+        if let rate = studiesPerHour {
+            lines.append(String(format: "cluster: %.0f studies in the last hour; %d worker(s)", rate, workers.count))
+        }
+        for w in workers {
+            let state = w.stopped ? "stopped" : (w.silentFor > (leaseSeconds ?? 30) ? String(format: "SILENT for %.0f s", w.silentFor) : "alive")
+            lines.append("  worker \(w.name) (host \(w.host), pid \(w.pid)): \(state), heartbeat \(Self.time(w.heartbeatAt) ?? "?"), "
+                         + "\(w.done) done" + (w.study.map { ", on study #\($0)" } ?? ""))
         }
         for d in pacs {
             var line = "pacs \(d.destination): \(d.sent) sent, \(d.pending) waiting"
@@ -118,6 +131,11 @@ extension ServiceConfig {
             "refit.enabled = \(refitEnabled)", "refit.every_n_volumes = \(refitEveryVolumes)", "refit.interval_hours = \(refitIntervalHours)",
             "refit.tolerance = \(refitTolerance)", "refit.epochs = \(refitEpochs)", "refit.epoch_samples = \(refitEpochSamples)", "refit.validation_volumes = \(refitValidationVolumes)",
             "log.level = \(logLevel.rawValue)", "service.stall_limit_s = \(stallLimit)",
+            "queue.backend = \(queueBackend)", "queue.host = \(queueHost)", "queue.port = \(queuePort)",
+            "queue.database = \(queueDatabase)", "queue.user = \(queueUser)",
+            "queue.password = \(queuePassword.isEmpty ? "(not set)" : "(set, not shown)")", "queue.password_file = \(queuePasswordFile)",
+            "queue.lease_s = \(queueLease)", "queue.worker = \(queueWorker.isEmpty ? "(host name and process id)" : queueWorker)",
+            "queue.statement_timeout_s = \(queueStatementTimeout)",
             "web.listen = \(webListen)", "web.users_file = \(webUsersPath)", "web.session_minutes = \(webSessionMinutes)",
             "pacs.destinations = \(pacsDestinations.map(\.description))", "pacs.calling_ae = \(pacsCallingAE)",
             "pacs.timeout_s = \(pacsTimeout)", "pacs.tls_trusted_certificates = \(pacsTLSTrusted)",

@@ -186,7 +186,8 @@ enum StudyPipeline {
     /// Writes everything into `outbox/.staging-<id>/`, then renames it to `outbox/<name>/`.
     /// Every failure here is an `OutputWriteError` (the study will be retried).
     static func publish(
-        _ p: StudyProducts, input: StudyInput, provenance: Provenance, staging: String, final: String
+        _ p: StudyProducts, input: StudyInput, provenance: Provenance, staging: String, final: String,
+        fence: (() throws -> Void) throws -> Void = { try $0() }
     ) throws {
         let fm = FileManager.default
         func wrap<T>(_ what: String, _ body: () throws -> T) throws -> T {
@@ -213,12 +214,16 @@ enum StudyPipeline {
         try wrap("writing provenance.json") { try AtomicFile.write(try sortedJSONData(provenance), to: staging + "/provenance.json") }
         try wrap("syncing the outputs") { try syncDirectory(staging) }
         FaultInjection.point("publish.staged")
-        if fm.fileExists(atPath: final) {
-            // Never replaced: it is not this study's (whose outputs would have been found before).
-            throw StudyError("the output folder \(final) exists already and belongs to something else")
-        }
-        guard rename(staging, final) == 0 else {
-            throw OutputWriteError("renaming the outputs into \(final): \(String(cString: strerror(errno)))")
+        // `fence`: with a shared queue, the rename happens only while this worker still holds
+        // the study, so that a worker whose lease lapsed never publishes.
+        try fence {
+            if fm.fileExists(atPath: final) {
+                // Never replaced: it is not this study's (whose outputs would have been found before).
+                throw StudyError("the output folder \(final) exists already and belongs to something else")
+            }
+            guard rename(staging, final) == 0 else {
+                throw OutputWriteError("renaming the outputs into \(final): \(String(cString: strerror(errno)))")
+            }
         }
         try wrap("syncing the outbox") { try syncDirectory((final as NSString).deletingLastPathComponent) }
     }

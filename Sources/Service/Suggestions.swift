@@ -73,7 +73,7 @@ public enum Suggestions {
     /// The candidates of a service: done studies with an uncertainty and measurements in their
     /// stats.json, leaving out those whose name a labelled item already carries.
     public static func candidates(config: ServiceConfig) throws -> [Candidate] {
-        let journal = try Journal(path: config.journalPath, readOnly: true)
+        let journal = try openJournal(config, readOnly: true)
         let labelled = Set(try journal.labels().map(\.name))
         var out: [Candidate] = []
         for r in try journal.studies(state: .done) where !labelled.contains(r.name) && !labelled.contains(r.outputName) {

@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import Service
+
+/// A real PostgreSQL (Debian's package) in a folder of its own, reached over its Unix socket
+/// only, run as an unprivileged user (`postgres` when the tests run as root).
+final class PostgresPeer: @unchecked Sendable {
+    static let bin: String? = {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        return versions.reversed().map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: $0 + "/pg_ctl") }
+    }()
+    static var available: Bool { bin != nil && (getuid() != 0 || getpwnam("postgres") != nil) }
+    static var required: Bool { ProcessInfo.processInfo.environment["AUTOSAM_REQUIRE_PEERS"] == "1" }
+    let root: String
+    var socketFolder: String { root }
+    var log: String { (try? String(contentsOfFile: root + "/server.log", encoding: .utf8)) ?? "" }
+
+    init(root: String) throws {
+        self.root = root
+        if getuid() == 0 {
+            let pw = try #require(getpwnam("postgres"))
+            chown(root, pw.pointee.pw_uid, pw.pointee.pw_gid)
+        }
+        let r = try asServerUser("initdb", ["-D", root + "/db", "-A", "trust", "-U", "autosam", "--no-sync", "-E", "UTF8"])
+        try #require(r.status == 0, "initdb: \(r.output)")
+        try start()
+        let c = try asServerUser("psql", ["-h", root, "-U", "autosam", "-d", "postgres", "-q", "-c", "CREATE DATABASE autosam"])
+        try #require(c.status == 0, "createdb: \(c.output)")
+    }
+
+    func asServerUser(_ tool: String, _ args: [String]) throws -> (status: Int32, output: String) {
+        let exe = try #require(Self.bin) + "/" + tool
+        if getuid() == 0 { return try runTool("/usr/sbin/runuser", ["-u", "postgres", "--", exe] + args) }
+        return try runTool(exe, args)
+    }
+
+    /// Starts the server and waits until it takes connections. The server pg_ctl leaves
+    /// running must inherit none of this process's descriptors (a pipe that a test reads to its
+    /// end would never end): pg_ctl runs with every descriptor above 2 closed, its output in a file.
+    func start() throws {
+        let exe = try #require(Self.bin) + "/pg_ctl"
+        let args = ["-D", root + "/db", "-l", root + "/server.log", "-w", "-t", "60", "start",
+                    "-o", "-k \(root) -c listen_addresses='' -c fsync=off -c max_connections=40"]
+        let argv = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", exe] + args : [exe] + args
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, root + "/pg_ctl.out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+        for fd in open where fd > 2 && fcntl(fd, F_GETFD) >= 0 { posix_spawn_file_actions_addclose(&actions, fd) }
+        var pid: pid_t = 0
+        let cargs = argv.map { strdup($0) } + [nil]
+        defer { cargs.forEach { free($0) } }
+        try #require(posix_spawn(&pid, argv[0], &actions, nil, cargs, environ) == 0, "cannot run pg_ctl")
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        try #require(status == 0, "pg_ctl start failed:\n\(log)")
+    }
+
+    func stop(mode: String = "fast") {
+        _ = try? asServerUser("pg_ctl", ["-D", root + "/db", "-m", mode, "-w", "stop"])
+    }
+
+    /// The `[queue]` section for workers that share this database.
+    func queueSection(lease: Double, worker: String? = nil) -> String {
+        "[queue]\nbackend = \"postgres\"\nhost = \"\(root)\"\nlease_s = \(lease)\nstatement_timeout_s = 5\n"
+            + (worker.map { "worker = \"\($0)\"\n" } ?? "")
+    }
+
+    func config(lease: Double = 30) throws -> ServiceConfig {
+        try ServiceConfig.parse("[paths]\ndata = \"\(root)/data\"\n" + queueSection(lease: lease))
+    }
+}
+
+/// Several workers sharing one queue in PostgreSQL (issue 22): the queue's rules checked on
+/// the journal itself, then three real worker processes, one killed with -9 mid-study and the
+/// database restarted mid-run, every study done exactly once.
+@Suite(.serialized, .enabled(if: PostgresPeer.available || PostgresPeer.required, "PostgreSQL (Debian: postgresql) is needed"))
+struct SharedQueueTests {
+    func peer() throws -> (PostgresPeer, String) {
+        try #require(PostgresPeer.available, "PostgreSQL is missing (AUTOSAM_REQUIRE_PEERS=1)")
+        let root = try makeTempFolder("autosam-pg")
+        return (try PostgresPeer(root: root), root)
+    }
+
+    /// Workers starting together migrate the schema once; an inbox entry is claimed by one
+    /// worker only; a study's lease, once lapsed, goes to another worker with a new token, and
+    /// the first worker's writes (fenced bodies included) then change nothing; one refit at a
+    /// time in the cluster.
+    @Test func leasesClaimsAndFencing() throws {
+        let (pg, root) = try peer()
+        defer { pg.stop(mode: "immediate"); removeTempFolder(root) }
+        let config = try pg.config(lease: 1)
+        let opened = NSLock()
+        nonisolated(unsafe) var journals: [PostgresJournal] = []
+        nonisolated(unsafe) var errors: [String] = []
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            do {
+                let j = try PostgresJournal(config: config, worker: "w\(i)")
+                opened.withLock { journals.append(j) }
+            } catch { opened.withLock { errors.append("\(error)") } }
+        }
+        #expect(errors.isEmpty, "\(errors)")
+        journals.sort { $0.worker < $1.worker }
+        let (a, b) = (journals[0], journals[1])
+
+        let claimA = try a.claimEntry(name: "p1.nii.gz", kind: "", workFolder: "/w", taken: { _ in false })
+        let claimB = try b.claimEntry(name: "p1.nii.gz", kind: "", workFolder: "/w", taken: { _ in false })
+        let rec = try #require(claimA)
+        #expect(claimB == nil, "two workers claimed one inbox entry")
+        #expect(rec.outputName == "p1")
+        // Not takeable while the claimer moves it; free for any worker once moved.
+        #expect(try b.nextRunnable() == nil)
+        try a.claimMoved(rec.id)
+        let taken = try #require(try b.nextRunnable())
+        #expect(taken.id == rec.id)
+        #expect(try a.nextRunnable() == nil, "a study held under a live lease was taken twice")
+        try b.markProcessing(rec.id, kind: "nifti")
+        // A second claim of the same name, after the first left the inbox: a new study.
+        let again = try #require(try a.claimEntry(name: "p1.nii.gz", kind: "", workFolder: "/w", taken: { _ in false }))
+        #expect(again.outputName == "p1-\(again.id)")
+        try a.claimMoved(again.id)
+
+        // b stops renewing: after the lease, a takes the study over with a new token.
+        usleep(1_500_000)
+        let over = try #require(try a.nextRunnable())
+        #expect(over.id == rec.id && over.attempts == 1, "\(over)")
+        #expect(throws: LeaseLost.self) { try b.markDone(rec.id, modelVersion: "x", seconds: 1) }
+        var ranStale = false
+        #expect(throws: LeaseLost.self) { try b.fenced(rec.id) { ranStale = true } }
+        #expect(!ranStale, "a fenced body ran for a worker whose lease had lapsed")
+        #expect(try b.heartbeat(study: nil, done: 0).isEmpty)
+        var ran = false
+        try a.fenced(rec.id) { ran = true }
+        #expect(ran)
+        #expect(try a.heartbeat(study: rec.id, done: 0).isEmpty)
+        try a.markProcessing(rec.id, kind: "nifti")
+        try a.markDone(rec.id, modelVersion: "x", seconds: 1)
+        #expect(try a.doneEvents(rec.id) == 1)
+        #expect(try a.study(rec.id)?.attempts == 2)
+        #expect(try b.workers().map(\.name).contains("w1"))
+
+        // One refit in the cluster; a refit whose worker fell silent is closed as abandoned.
+        let r1 = try #require(try a.beginRefit(volumes: 1))
+        #expect(try b.beginRefit(volumes: 1) == nil)
+        usleep(1_200_000)  // a's heartbeat (at the take-over above) is now older than the lease
+        let r2 = try #require(try b.beginRefit(volumes: 1))
+        #expect(try b.refits().first { $0.id == r1 }?.outcome == "abandoned")
+        try b.finishRefit(r2, outcome: "promoted", candidate: "v1", detail: "", consumed: true)
+        #expect(try a.lastRefit()?.outcome == "promoted")
+    }
+
+    /// Three worker processes share one inbox of 30 studies; one is killed with -9 in the middle
+    /// of a study and started again, and the database is restarted once mid-run. Every study is
+    /// done exactly once: one journal row each, done once, one outputs folder naming it, one
+    /// cohort row, its input archived; nothing is left in the inbox, in work/ or staged.
+    @Test func threeWorkersAKillNineAndADatabaseRestartDoEveryStudyOnce() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let (pg, root) = try peer()
+        defer { pg.stop(mode: "immediate"); removeTempFolder(root) }
+        let fm = FileManager.default
+        let config = try DaemonProcessTests().writeConfig(root, extra: pg.queueSection(lease: 3))
+        let journal = try PostgresJournal(config: try ServiceConfig.load(path: config), worker: "test")
+        let sources = try (0..<3).map { i in
+            let p = root + "/src\(i).nii.gz"
+            _ = try Fixtures.shortCine(20 + i, to: p, frames: 2)
+            return p
+        }
+        var workers = try (0..<3).map { i in
+            try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/worker\(i).log")
+        }
+        defer { for w in workers { _ = w.stop(10) } }
+        #expect(try waitFor(60) { (try? journal.workers().count) == 3 }, "\(workers.map(\.log))")
+        let names = (0..<30).map { String(format: "s%02d.nii.gz", $0) }
+        for (i, n) in names.enumerated() { try dropIntoInbox(sources[i % 3], inbox: root + "/data/inbox", as: n) }
+
+        // kill -9 a worker in the middle of a study (its log says the attempt began and not
+        // that it ended), then start a new one in its place.
+        var held: Int64?
+        let busy = try waitFor(120) {
+            let lines = workers[0].log.split(separator: "\n")
+            guard let last = lines.last(where: { $0.contains("): attempt ") }),
+                  let n = last.split(separator: "#").last?.split(separator: " ").first.flatMap({ Int64($0) }),
+                  !lines.contains(where: { $0.contains("study #\(n) done") || $0.contains("study #\(n) failed") }) else { return false }
+            held = n
+            return true
+        }
+        try #require(busy, "worker 0 never took a study: \(workers[0].log)")
+        kill(workers[0].process.processIdentifier, SIGKILL)
+        #expect(workers[0].waitExit(10))
+        workers[0] = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/worker3.log")
+
+        // Then the database goes away for two seconds while the others work.
+        #expect(try waitFor(60) { (try journal.counts()[.done] ?? 0) >= 8 })
+        pg.stop(mode: "fast")
+        sleep(2)
+        try pg.start()
+
+        let finished = try waitFor(300) {
+            let c = try journal.counts()
+            return c[.done] == 30
+        }
+        let logs = workers.map(\.log).joined(separator: "\n----\n")
+        try #require(finished, "\((try? journal.counts()) ?? [:])\n\(logs)")
+        let studies = try journal.studies()
+        #expect(studies.count == 30, "\(studies.map(\.name))")
+        #expect(Set(studies.map(\.name)) == Set(names))
+        for s in studies {
+            let n = try journal.doneEvents(s.id)
+            #expect(n == 1, "study \(s.id) done \(n) times")
+        }
+        let heldEvents = try journal.events(study: try #require(held))
+        #expect(heldEvents.contains { $0.detail?.contains("its lease ran out); taken over by") == true },
+                "the killed worker's study #\(held!) was not taken over: \(heldEvents)")
+
+        let outbox = try fm.contentsOfDirectory(atPath: root + "/data/outbox")
+        #expect(!outbox.contains { $0.hasPrefix(".staging") }, "\(outbox)")
+        let folders = outbox.filter { $0 != "cohort.csv" }
+        #expect(folders.count == 30, "\(folders.sorted())")
+        var ids: [Int64] = []
+        for f in folders {
+            let data = try #require(fm.contents(atPath: root + "/data/outbox/\(f)/provenance.json"))
+            ids.append(try JSONDecoder().decode(Provenance.self, from: data).journalId)
+        }
+        #expect(Set(ids) == Set(studies.map(\.id)) && ids.count == 30)
+        let cohort = try String(contentsOfFile: root + "/data/outbox/cohort.csv", encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { Int64($0.split(separator: ",")[0])! }
+        #expect(cohort.count == 30 && Set(cohort) == Set(studies.map(\.id)), "\(cohort.sorted())")
+        #expect(try fm.contentsOfDirectory(atPath: root + "/data/inbox").isEmpty)
+        #expect(try fm.contentsOfDirectory(atPath: root + "/data/work").isEmpty)
+        #expect(try fm.contentsOfDirectory(atPath: root + "/data/archive").count == 30)
+        #expect(logs.contains("waiting for the database") || logs.contains("cannot be reached"), "no worker noticed the database restart")
+        let status = try runTool(bin, ["status", "--config", config])
+        #expect(status.status == 0 && status.output.contains("cluster: 30 studies in the last hour"), "\(status.output)")
+    }
+}
