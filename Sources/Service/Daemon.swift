@@ -394,7 +394,8 @@ public final class ServiceDaemon: @unchecked Sendable {
             try finish(rec, version: p.head.version, seconds: p.timings["total_s"] ?? 0, kind: p.kind)
             return
         }
-        if !fm.fileExists(atPath: rec.workPath), fm.fileExists(atPath: config.inboxPath + "/" + rec.name) {
+        if !fm.fileExists(atPath: rec.workPath), fm.fileExists(atPath: config.inboxPath + "/" + rec.name),
+           published(rec) == nil, failedEarlier(rec) == nil {
             // Claimed, but the claimer stopped before moving the input out of the inbox.
             try moveIntoWork(config.inboxPath + "/" + rec.name, rec)
             try journal.claimMoved(rec.id)

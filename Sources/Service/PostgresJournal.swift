@@ -65,6 +65,8 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
         if migrate { try self.migrate() }
     }
 
+    deinit { if let c = connection { Self.close(c) } }
+
     static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         gethostname(&buf, buf.count)
