@@ -117,6 +117,9 @@ install: build
 	install -D -m 0644 systemd/autosam.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/autosam.conf
 	install -D -m 0644 systemd/autosam.tmpfiles $(DESTDIR)$(PREFIX)/lib/tmpfiles.d/autosam.conf
 	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/autosam/README.md
+	# For workers sharing a queue in PostgreSQL: the guide and the unit drop-in to adapt (not enabled).
+	install -D -m 0644 docs/DEPLOYMENT.md $(DESTDIR)$(PREFIX)/share/doc/autosam/DEPLOYMENT.md
+	install -D -m 0644 systemd/shared-queue.conf $(DESTDIR)$(PREFIX)/share/doc/autosam/shared-queue.conf
 	# The service's encoder weights (verified by size and SHA-256; nothing done when present).
 	AUTOSAM_WEIGHTS_DIR=$(DESTDIR)$(WEIGHTSDIR) scripts/fetch_weights.sh
 	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then \
