@@ -1,3 +1,4 @@
+import AutoSAM
 import Foundation
 import Testing
 
@@ -240,5 +241,48 @@ struct SharedQueueTests {
         #expect(logs.contains("waiting for the database") || logs.contains("cannot be reached"), "no worker noticed the database restart")
         let status = try runTool(bin, ["status", "--config", config])
         #expect(status.status == 0 && status.output.contains("cluster: 30 studies in the last hour"), "\(status.output)")
+    }
+
+    /// A head promoted in the shared model store (as `autosam model promote` or a refit does)
+    /// is served by every worker from its next study on, and provenance names it.
+    @Test func aPromotionReachesEveryWorkerBetweenStudies() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        let (pg, root) = try peer()
+        defer { pg.stop(mode: "immediate"); removeTempFolder(root) }
+        let config = try DaemonProcessTests().writeConfig(root, extra: pg.queueSection(lease: 5))
+        let (head, meta) = try HeadModel.load(try Fixtures.head())
+        let store = try ModelStore(root: root + "/data/models")
+        for _ in 0..<2 {
+            let metrics = ModelMetrics(
+                created: meta.created, parent: nil, encoder: meta.encoder, headKind: meta.kind, trainingCases: meta.trainingPatients,
+                trainingVolumes: 2, validationCases: meta.validationPatients, validation: nil, parentValidation: nil, tolerance: 0.01,
+                epochs: meta.epochs, trainingSeconds: 1, decision: ModelDecision(status: .pending, reason: "test", date: meta.created))
+            _ = try store.add(head: head, metadata: meta, metrics: metrics)
+        }
+        try store.promote("v0001")
+        let journal = try PostgresJournal(config: try ServiceConfig.load(path: config), worker: "test")
+        let src = root + "/src.nii.gz"
+        _ = try Fixtures.shortCine(23, to: src, frames: 2)
+        let workers = try (0..<2).map { try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/worker\($0).log") }
+        defer { for w in workers { _ = w.stop(10) } }
+        #expect(try waitFor(60) { (try? journal.workers().count) == 2 })
+        func run(_ names: [String]) throws -> [String: (version: String, worker: String)] {
+            for n in names { try dropIntoInbox(src, inbox: root + "/data/inbox", as: n + ".nii.gz") }
+            let done = try waitFor(120) { try journal.studies().filter { names.contains($0.outputName) && $0.state == .done }.count == names.count }
+            try #require(done, "\(workers.map(\.log))")
+            var out: [String: (String, String)] = [:]
+            for r in try journal.studies() where names.contains(r.outputName) {
+                let data = try #require(FileManager.default.contents(atPath: root + "/data/outbox/\(r.outputName)/provenance.json"))
+                let worker = try journal.events(study: r.id).last { $0.state == "done" }?.worker ?? "?"
+                out[r.outputName] = (try JSONDecoder().decode(Provenance.self, from: data).head.version, worker)
+            }
+            return out
+        }
+        let before = try run((0..<4).map { "a\($0)" })
+        #expect(Set(before.values.map(\.version)) == ["v0001"], "\(before)")
+        try store.promote("v0002")
+        let after = try run((0..<8).map { "b\($0)" })
+        #expect(Set(after.values.map(\.version)) == ["v0002"], "\(after)")
+        #expect(Set(after.values.map(\.worker)).count == 2, "one worker did every study: \(after)")
     }
 }
