@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PostgresNIO
 
 #if canImport(Glibc)
@@ -55,8 +56,18 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
                                   password: password, database: config.queueDatabase)
             target = "\(config.queueUser)@\(config.queueHost) (socket, port \(config.queuePort)), database \(config.queueDatabase)"
         } else {
+            let tls: PostgresConnection.Configuration.TLS
+            switch config.queueTLS {
+            case "disable": tls = .disable
+            default:
+                let context: NIOSSLContext
+                do { context = try NIOSSLContext(configuration: .makeClientConfiguration()) } catch {
+                    throw ConfigError("queue.tls = \(config.queueTLS): cannot set up TLS: \(error)")
+                }
+                tls = config.queueTLS == "require" ? .require(context) : .prefer(context)
+            }
             configuration = .init(host: config.queueHost, port: config.queuePort, username: config.queueUser, password: password,
-                                  database: config.queueDatabase, tls: .disable)
+                                  database: config.queueDatabase, tls: tls)
             target = "\(config.queueUser)@\(config.queueHost):\(config.queuePort), database \(config.queueDatabase)"
         }
         self.worker = worker ?? (config.queueWorker.isEmpty ? "\(Self.hostName())-\(getpid())" : config.queueWorker)
@@ -106,6 +117,9 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
             case .connectionError: return "connection failed\(e.underlying.map { " (\($0))" } ?? "")"
             case .serverClosedConnection, .uncleanShutdown: return "the server closed the connection"
             case .clientClosedConnection: return "no answer within the statement time-out"
+            case .authMechanismRequiresPassword:
+                return "the server asks for a password and none is set (queue.password_file, AUTOSAM_QUEUE_PASSWORD or queue.password)"
+            case .sslUnsupported: return "the server does not offer TLS, and queue.tls = \"require\""
             default: return "\(e.code)"
             }
         }
@@ -130,7 +144,7 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
         } catch let e as PSQLError where e.code == .server {
             throw JournalUnavailable(description: "the PostgreSQL queue (\(target)) refused the connection: \(e.serverInfo?[.message] ?? "server error")")
         } catch {
-            throw JournalUnavailable(description: "the PostgreSQL queue (\(target)) cannot be reached: \(Self.describe(error))")
+            throw JournalUnavailable(description: "cannot connect to the PostgreSQL queue (\(target)): \(Self.describe(error))")
         }
     }
 

@@ -123,6 +123,10 @@ public struct ServiceConfig: Sendable {
     public var queueLease: Double = 30
     /// This worker's name in the queue (default: host name and process id).
     public var queueWorker = ""
+    /// TLS to a database reached over TCP: "prefer" (if the server offers it), "require"
+    /// (the server's certificate checked against the system's trusted authorities and the host
+    /// name), or "disable". Not used over a Unix socket.
+    public var queueTLS = "prefer"
     /// Seconds a database statement may take before the connection is given up as lost.
     public var queueStatementTimeout: Double = 20
     public var usesPostgres: Bool { queueBackend == "postgres" }
@@ -216,6 +220,7 @@ public struct ServiceConfig: Sendable {
         ("queue", "password_file", { $0.queuePasswordFile = try $1.string() }),
         ("queue", "lease_s", { $0.queueLease = try $1.double(min: 1) }),
         ("queue", "worker", { $0.queueWorker = try $1.string() }),
+        ("queue", "tls", { $0.queueTLS = try $1.oneOf(["prefer", "require", "disable"]) }),
         ("queue", "statement_timeout_s", { $0.queueStatementTimeout = try $1.double(min: 1) }),
         ("web", "listen", { $0.webListen = try $1.string() }),
         ("web", "users_file", { $0.webUsers = try $1.string() }),

@@ -135,7 +135,7 @@ extension ServiceConfig {
             "queue.database = \(queueDatabase)", "queue.user = \(queueUser)",
             "queue.password = \(queuePassword.isEmpty ? "(not set)" : "(set, not shown)")", "queue.password_file = \(queuePasswordFile)",
             "queue.lease_s = \(queueLease)", "queue.worker = \(queueWorker.isEmpty ? "(host name and process id)" : queueWorker)",
-            "queue.statement_timeout_s = \(queueStatementTimeout)",
+            "queue.tls = \(queueTLS)", "queue.statement_timeout_s = \(queueStatementTimeout)",
             "web.listen = \(webListen)", "web.users_file = \(webUsersPath)", "web.session_minutes = \(webSessionMinutes)",
             "pacs.destinations = \(pacsDestinations.map(\.description))", "pacs.calling_ae = \(pacsCallingAE)",
             "pacs.timeout_s = \(pacsTimeout)", "pacs.tls_trusted_certificates = \(pacsTLSTrusted)",

@@ -22,16 +22,33 @@ final class PostgresPeer: @unchecked Sendable {
     var socketFolder: String { root }
     var log: String { (try? String(contentsOfFile: root + "/server.log", encoding: .utf8)) ?? "" }
 
-    init(root: String) throws {
+    /// The port (of the socket's name, and on loopback when `password` is set).
+    let port: Int
+    let password: String?
+
+    /// `password`: the server also listens on 127.0.0.1:`port` and asks connections over TCP
+    /// for this password (SCRAM); the socket stays trusted.
+    init(root: String, port: Int = 5432, password: String? = nil) throws {
         self.root = root
+        self.port = port
+        self.password = password
         if getuid() == 0 {
             let pw = try #require(getpwnam("postgres"))
             chown(root, pw.pointee.pw_uid, pw.pointee.pw_gid)
         }
-        let r = try asServerUser("initdb", ["-D", root + "/db", "-A", "trust", "-U", "autosam", "--no-sync", "-E", "UTF8"])
+        var initArgs = ["-D", root + "/db", "-U", "autosam", "--no-sync", "-E", "UTF8"]
+        if let password {
+            try password.write(toFile: root + "/pw", atomically: true, encoding: .utf8)
+            if getuid() == 0, let pw = getpwnam("postgres") { chown(root + "/pw", pw.pointee.pw_uid, pw.pointee.pw_gid) }
+            initArgs += ["--auth-local=trust", "--auth-host=scram-sha-256", "--pwfile=" + root + "/pw"]
+        } else {
+            initArgs += ["-A", "trust"]
+        }
+        let r = try asServerUser("initdb", initArgs)
+        try? FileManager.default.removeItem(atPath: root + "/pw")
         try #require(r.status == 0, "initdb: \(r.output)")
         try start()
-        let c = try asServerUser("psql", ["-h", root, "-U", "autosam", "-d", "postgres", "-q", "-c", "CREATE DATABASE autosam"])
+        let c = try asServerUser("psql", ["-h", root, "-p", "\(port)", "-U", "autosam", "-d", "postgres", "-q", "-c", "CREATE DATABASE autosam"])
         try #require(c.status == 0, "createdb: \(c.output)")
     }
 
@@ -47,7 +64,7 @@ final class PostgresPeer: @unchecked Sendable {
     func start() throws {
         let exe = try #require(Self.bin) + "/pg_ctl"
         let args = ["-D", root + "/db", "-l", root + "/server.log", "-w", "-t", "60", "start",
-                    "-o", "-k \(root) -c listen_addresses='' -c fsync=off -c max_connections=40"]
+                    "-o", "-k \(root) -p \(port) -c listen_addresses='\(password == nil ? "" : "127.0.0.1")' -c fsync=off -c max_connections=40"]
         let argv = getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", exe] + args : [exe] + args
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -72,7 +89,7 @@ final class PostgresPeer: @unchecked Sendable {
 
     /// The `[queue]` section for workers that share this database.
     func queueSection(lease: Double, worker: String? = nil) -> String {
-        "[queue]\nbackend = \"postgres\"\nhost = \"\(root)\"\nlease_s = \(lease)\nstatement_timeout_s = 5\n"
+        "[queue]\nbackend = \"postgres\"\nhost = \"\(root)\"\nport = \(port)\nlease_s = \(lease)\nstatement_timeout_s = 5\n"
             + (worker.map { "worker = \"\($0)\"\n" } ?? "")
     }
 
@@ -238,7 +255,7 @@ struct SharedQueueTests {
         #expect(try fm.contentsOfDirectory(atPath: root + "/data/inbox").isEmpty)
         #expect(try fm.contentsOfDirectory(atPath: root + "/data/work").isEmpty)
         #expect(try fm.contentsOfDirectory(atPath: root + "/data/archive").count == 30)
-        #expect(logs.contains("waiting for the database") || logs.contains("cannot be reached"), "no worker noticed the database restart")
+        #expect(logs.contains("cannot connect to the PostgreSQL queue") || logs.contains("cannot be reached"), "no worker noticed the database restart")
         let status = try runTool(bin, ["status", "--config", config])
         #expect(status.status == 0 && status.output.contains("cluster: 30 studies in the last hour"), "\(status.output)")
     }
@@ -284,5 +301,59 @@ struct SharedQueueTests {
         let after = try run((0..<8).map { "b\($0)" })
         #expect(Set(after.values.map(\.version)) == ["v0002"], "\(after)")
         #expect(Set(after.values.map(\.worker)).count == 2, "one worker did every study: \(after)")
+    }
+
+    /// Over TCP with a password (SCRAM), as workers on other hosts connect: the password from
+    /// the environment or a file works, is never logged nor printed by `watch --check`; a wrong
+    /// one, a server that offers no TLS with `queue.tls = "require"`, and a closed port each
+    /// stop the worker at start with a clear reason.
+    @Test func overTCPWithAPassword() throws {
+        let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
+        try #require(PostgresPeer.available, "PostgreSQL is missing (AUTOSAM_REQUIRE_PEERS=1)")
+        let root = try makeTempFolder("autosam-pg")
+        let secret = "Cardiac-\(UInt32.random(in: 100_000...999_999))-secret"
+        let port = Int(try #require(freeTCPPort()))
+        let pg = try PostgresPeer(root: root, port: port, password: secret)
+        defer { pg.stop(mode: "immediate"); removeTempFolder(root) }
+        let tcp = "[queue]\nbackend = \"postgres\"\nhost = \"127.0.0.1\"\nport = \(port)\nlease_s = 3\nstatement_timeout_s = 5\n"
+        func config(_ extra: String) throws -> ServiceConfig {
+            try ServiceConfig.parse("[paths]\ndata = \"\(root)/data\"\n" + tcp + extra)
+        }
+        try secret.write(toFile: root + "/queue.pw", atomically: true, encoding: .utf8)
+        let viaFile = try PostgresJournal(config: try config("password_file = \"\(root)/queue.pw\"\n"), worker: "file")
+        #expect(try viaFile.heartbeat(study: nil, done: 0).isEmpty)
+        #expect(try viaFile.workers().map(\.name) == ["file"])
+        for (extra, expected) in [("password = \"wrong\"\n", "password authentication failed"),
+                                  ("", "password"),
+                                  ("password = \"\(secret)\"\ntls = \"require\"\n", "does not offer TLS")] {
+            do {
+                _ = try PostgresJournal(config: try config(extra), worker: "bad")
+                Issue.record("connected with: \(extra)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+                #expect(!"\(error)".contains(secret))
+            }
+        }
+        let closed = Int(try #require(freeTCPPort()))
+        #expect(throws: JournalUnavailable.self) {
+            _ = try PostgresJournal(config: try ServiceConfig.parse(
+                "[paths]\ndata = \"\(root)/data\"\n[queue]\nbackend = \"postgres\"\nhost = \"127.0.0.1\"\nport = \(closed)\n"))
+        }
+
+        // A worker with the password in its environment, as the unit's EnvironmentFile gives it.
+        let path = try DaemonProcessTests().writeConfig(root, extra: tcp)
+        let check = try runTool(bin, ["watch", "--config", path, "--check"],
+                                environment: ProcessInfo.processInfo.environment.merging(["AUTOSAM_QUEUE_PASSWORD": secret]) { $1 })
+        #expect(check.status == 0 && check.output.contains("queue.password = (set, not shown)") && !check.output.contains(secret), "\(check.output)")
+        let worker = try DaemonProcessTests.Spawned(binary: bin, config: path, log: root + "/worker.log",
+                                                    environment: ["AUTOSAM_QUEUE_PASSWORD": secret])
+        defer { _ = worker.stop(10) }
+        #expect(try waitFor(60) { (try? viaFile.workers().count) == 2 }, "\(worker.log)")
+        _ = try Fixtures.shortCine(24, to: root + "/p.nii.gz", frames: 2)
+        try dropIntoInbox(root + "/p.nii.gz", inbox: root + "/data/inbox", as: "p.nii.gz")
+        #expect(try waitFor(120) { try viaFile.counts()[.done] == 1 }, "\(worker.log)")
+        #expect(worker.stop(30))
+        #expect(!worker.log.contains(secret))
+        #expect(try viaFile.workers().first { $0.name != "file" }?.stopped == true)
     }
 }
