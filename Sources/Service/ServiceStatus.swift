@@ -99,7 +99,7 @@ public struct ServiceStatus: Codable, Sendable {
             lines.append(String(format: "cluster: %.0f studies in the last hour; %d worker(s)", rate, workers.count))
         }
         for w in workers {
-            let state = w.stopped ? "stopped" : (w.silentFor > (leaseSeconds ?? 30) ? String(format: "SILENT for %.0f s", w.silentFor) : "alive")
+            let state = w.condition(lease: leaseSeconds ?? 30)
             lines.append("  worker \(w.name) (host \(w.host), pid \(w.pid)): \(state), heartbeat \(Self.time(w.heartbeatAt) ?? "?"), "
                          + "\(w.done) done" + (w.study.map { ", on study #\($0)" } ?? ""))
         }

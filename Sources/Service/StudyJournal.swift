@@ -93,6 +93,11 @@ public struct WorkerRecord: Sendable, Codable, Equatable {
     public var stopped: Bool
     /// Seconds since the heartbeat, on the database's clock.
     public var silentFor: Double
+
+    /// "stopped", "alive", or "SILENT for N s" once the heartbeat is older than the lease.
+    public func condition(lease: Double) -> String {
+        stopped ? "stopped" : (silentFor > lease ? String(format: "SILENT for %.0f s", silentFor) : "alive")
+    }
 }
 
 public extension StudyJournal {
