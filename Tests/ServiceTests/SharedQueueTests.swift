@@ -20,6 +20,17 @@ final class PostgresPeer: @unchecked Sendable {
     static var required: Bool { ProcessInfo.processInfo.environment["AUTOSAM_REQUIRE_PEERS"] == "1" }
     let root: String
     var socketFolder: String { root }
+
+    /// A folder for the server and the workers' data, directly under /tmp: the server's user
+    /// must reach it, and the test run's own temporary folder may be private to us (mode 0700).
+    static func folder() throws -> String {
+        var template = Array("/tmp/autosam-pg-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        try #require(made != nil, "mkdtemp: \(String(cString: strerror(errno)))")
+        let path = String(cString: made!)
+        chmod(path, 0o755)
+        return path
+    }
     var log: String { (try? String(contentsOfFile: root + "/server.log", encoding: .utf8)) ?? "" }
 
     /// The port (of the socket's name, and on loopback when `password` is set).
@@ -105,7 +116,7 @@ final class PostgresPeer: @unchecked Sendable {
 struct SharedQueueTests {
     func peer() throws -> (PostgresPeer, String) {
         try #require(PostgresPeer.available, "PostgreSQL is missing (AUTOSAM_REQUIRE_PEERS=1)")
-        let root = try makeTempFolder("autosam-pg")
+        let root = try PostgresPeer.folder()
         return (try PostgresPeer(root: root), root)
     }
 
@@ -310,7 +321,7 @@ struct SharedQueueTests {
     @Test func overTCPWithAPassword() throws {
         let bin = try #require(autosamBinary(), "the autosam binary (build the package, or set AUTOSAM_BIN)")
         try #require(PostgresPeer.available, "PostgreSQL is missing (AUTOSAM_REQUIRE_PEERS=1)")
-        let root = try makeTempFolder("autosam-pg")
+        let root = try PostgresPeer.folder()
         let secret = "Cardiac-\(UInt32.random(in: 100_000...999_999))-secret"
         let port = Int(try #require(freeTCPPort()))
         let pg = try PostgresPeer(root: root, port: port, password: secret)
