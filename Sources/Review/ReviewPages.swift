@@ -105,11 +105,11 @@ enum ReviewPages {
             // Workers sharing the queue in PostgreSQL (docs/DEPLOYMENT.md).
             b += "<h2>Workers</h2>"
             if let rate = s.studiesPerHour { b += "<p>The cluster finished \(num(rate)) studies in the last hour.</p>" }
-            b += "<table><tr><th>Worker</th><th>Host</th><th>Process</th><th>State</th><th>Heartbeat</th><th>Study</th><th>Done</th></tr>"
+            b += "<table><tr><th>Worker</th><th>Host</th><th>Process</th><th>State</th><th>Heartbeat</th><th>Head</th><th>Study</th><th>Done</th></tr>"
             for w in s.workers {
                 let study = w.study.map { "<a href=\"/studies/\($0)\">\($0)</a>" } ?? ""
                 b += "<tr><td>\(esc(w.name))</td><td>\(esc(w.host))</td><td>\(w.pid)</td><td>\(esc(w.condition(lease: s.leaseSeconds ?? 30)))</td>"
-                    + "<td>\(time(w.heartbeatAt))</td><td>\(study)</td><td>\(w.done)</td></tr>"
+                    + "<td>\(time(w.heartbeatAt))</td><td>\(esc(w.head ?? ""))</td><td>\(study)</td><td>\(w.done)</td></tr>"
             }
             b += "</table>"
         }

@@ -104,6 +104,7 @@ public final class ServiceDaemon: @unchecked Sendable {
                  + ((journal as? PostgresJournal).map { ", shared queue in PostgreSQL as worker \($0.worker)" } ?? ""))
         try models.load(log: log)
         try recover()
+        state.head = models.version
         log.info(String(format: "ready in %.1f s; serving head %@", Date().timeIntervalSince(start), models.version))
         notifier.ready(status: "ready; head \(models.version)")
         let watchdog = startWatchdog()
@@ -195,7 +196,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         let failing = ManagedFlag()
         t.setEventHandler { [journal, state, log] in
             do {
-                let lost = try journal.heartbeat(study: state.study, done: state.done)
+                let lost = try journal.heartbeat(study: state.study, done: state.done, head: state.head)
                 if !lost.isEmpty {
                     state.leaseLost(lost)
                     log.warning("lease lost on study \(lost.map { "#\($0)" }.joined(separator: ", ")): another worker has taken it over")
@@ -429,6 +430,7 @@ public final class ServiceDaemon: @unchecked Sendable {
         let outcome: (version: String, summary: StatsSummary)
         do {
             models.refreshIfChanged(log: log)
+            state.head = models.version
             let model = try models.current()
             let t0 = Date()
             try FileTree.readThrough(rec.workPath)

@@ -300,7 +300,7 @@ public final class Journal: StudyJournal, @unchecked Sendable {
     /// One worker: nothing can take a study from it.
     public func fenced<T>(_ id: Int64, _ body: () throws -> T) throws -> T { try body() }
     public func exclusive<T>(_ name: String, _ body: () throws -> T) throws -> T { try body() }
-    public func heartbeat(study: Int64?, done: Int) throws -> [Int64] { [] }
+    public func heartbeat(study: Int64?, done: Int, head: String?) throws -> [Int64] { [] }
     public func workerStopped() throws {}
     public func workers() throws -> [WorkerRecord] { [] }
 

@@ -241,6 +241,9 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
               heartbeat_at double precision NOT NULL, study bigint, done bigint NOT NULL DEFAULT 0,
               stopped boolean NOT NULL DEFAULT false);
             """),
+        // Which head each worker serves, so that `autosam status` shows a worker that has not
+        // switched to a promoted version.
+        ("v2-worker-head", "ALTER TABLE workers ADD COLUMN head text"),
     ]
 
     func migrate() throws {
@@ -646,15 +649,15 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
         }
     }
 
-    public func heartbeat(study: Int64?, done: Int) throws -> [Int64] {
+    public func heartbeat(study: Int64?, done: Int, head: String?) throws -> [Int64] {
         let mine = heldLock.withLock { held }
         var lost: [Int64] = []
         try transaction { c in
             try rows("""
-                INSERT INTO workers (name, host, pid, started_at, heartbeat_at, study, done, stopped)
-                VALUES (\(worker), \(Self.hostName()), \(Int64(getpid())), autosam_now(), autosam_now(), \(study), \(Int64(done)), false)
+                INSERT INTO workers (name, host, pid, started_at, heartbeat_at, study, done, stopped, head)
+                VALUES (\(worker), \(Self.hostName()), \(Int64(getpid())), autosam_now(), autosam_now(), \(study), \(Int64(done)), false, \(head))
                 ON CONFLICT (name) DO UPDATE SET host = EXCLUDED.host, pid = EXCLUDED.pid, heartbeat_at = EXCLUDED.heartbeat_at,
-                  study = EXCLUDED.study, done = EXCLUDED.done, stopped = false,
+                  study = EXCLUDED.study, done = EXCLUDED.done, stopped = false, head = COALESCE(EXCLUDED.head, workers.head),
                   started_at = CASE WHEN workers.pid = EXCLUDED.pid AND NOT workers.stopped THEN workers.started_at ELSE EXCLUDED.started_at END
                 """, on: c)
             for (id, t) in mine.sorted(by: { $0.key < $1.key }) {
@@ -679,6 +682,7 @@ public final class PostgresJournal: StudyJournal, @unchecked Sendable {
                 WorkerRecord(name: try r["name"].decode(String.self), host: try r["host"].decode(String.self), pid: Int(try r["pid"].decode(Int64.self)),
                              startedAt: try r["started_at"].decode(Double.self), heartbeatAt: try r["heartbeat_at"].decode(Double.self),
                              study: try r["study"].decode(Int64?.self), done: Int(try r["done"].decode(Int64.self)),
+                             head: try r["head"].decode(String?.self),
                              stopped: try r["stopped"].decode(Bool.self), silentFor: try r["silent"].decode(Double.self))
             }
         }

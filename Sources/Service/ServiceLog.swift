@@ -56,6 +56,12 @@ final class DaemonState: @unchecked Sendable {
     // A shared queue's bookkeeping: the study in hand, studies done, and leases found lost by
     // the heartbeat (the study in hand stops at its next check).
     private var _study: Int64?
+    private var _head: String?
+    /// The head version served (set by the loop; read by the heartbeat).
+    var head: String? {
+        get { lock.lock(); defer { lock.unlock() }; return _head }
+        set { lock.lock(); _head = newValue; lock.unlock() }
+    }
     private var _done = 0
     private var _lost = Set<Int64>()
     var study: Int64? {

@@ -101,7 +101,7 @@ public struct ServiceStatus: Codable, Sendable {
         for w in workers {
             let state = w.condition(lease: leaseSeconds ?? 30)
             lines.append("  worker \(w.name) (host \(w.host), pid \(w.pid)): \(state), heartbeat \(Self.time(w.heartbeatAt) ?? "?"), "
-                         + "\(w.done) done" + (w.study.map { ", on study #\($0)" } ?? ""))
+                         + "\(w.done) done" + (w.head.map { ", head \($0)" } ?? "") + (w.study.map { ", on study #\($0)" } ?? ""))
         }
         for d in pacs {
             var line = "pacs \(d.destination): \(d.sent) sent, \(d.pending) waiting"

@@ -66,9 +66,9 @@ public protocol StudyJournal: AnyObject, Sendable {
     func actions(limit: Int) throws -> [(at: Double, action: String, detail: String)]
 
     // workers
-    /// This worker is alive (and works on `study`, done `done` so far); renews the leases it
-    /// holds. Returns the studies whose lease it found taken by another worker.
-    func heartbeat(study: Int64?, done: Int) throws -> [Int64]
+    /// This worker is alive (and works on `study`, done `done` so far, serves `head`); renews
+    /// the leases it holds. Returns the studies whose lease it found taken by another worker.
+    func heartbeat(study: Int64?, done: Int, head: String?) throws -> [Int64]
     /// This worker stops: its row says so and its leases are given up.
     func workerStopped() throws
     func workers() throws -> [WorkerRecord]
@@ -90,6 +90,8 @@ public struct WorkerRecord: Sendable, Codable, Equatable {
     public var heartbeatAt: Double
     public var study: Int64?
     public var done: Int
+    /// The head version it serves (nil before its first study or refresh).
+    public var head: String?
     public var stopped: Bool
     /// Seconds since the heartbeat, on the database's clock.
     public var silentFor: Double
@@ -102,6 +104,7 @@ public struct WorkerRecord: Sendable, Codable, Equatable {
 
 public extension StudyJournal {
     func studies() throws -> [StudyRecord] { try studies(state: nil) }
+    func heartbeat(study: Int64?, done: Int) throws -> [Int64] { try heartbeat(study: study, done: done, head: nil) }
     func nextRunnable() throws -> StudyRecord? { try nextRunnable(now: Journal.now(), latest: .greatestFiniteMagnitude) }
     func waitingCount() throws -> Int { try waitingCount(now: Journal.now(), latest: .greatestFiniteMagnitude) }
     func markDone(_ id: Int64, modelVersion: String, seconds: Double) throws {

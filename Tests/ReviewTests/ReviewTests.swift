@@ -123,16 +123,17 @@ import Testing
     }
 
     @Test func workersAreListedWithTheirCondition() {
-        let alive = WorkerRecord(name: "ward-a-1", host: "ward-a", pid: 10, startedAt: 0, heartbeatAt: 100, study: 17, done: 3,
+        let alive = WorkerRecord(name: "ward-a-1", host: "ward-a", pid: 10, startedAt: 0, heartbeatAt: 100, study: 17, done: 3, head: "v0002",
                                  stopped: false, silentFor: 4)
-        let silent = WorkerRecord(name: "<b>x</b>", host: "ward-b", pid: 11, startedAt: 0, heartbeatAt: 50, study: nil, done: 2,
+        let silent = WorkerRecord(name: "<b>x</b>", host: "ward-b", pid: 11, startedAt: 0, heartbeatAt: 50, study: nil, done: 2, head: nil,
                                   stopped: false, silentFor: 95)
-        let stopped = WorkerRecord(name: "ward-c-1", host: "ward-c", pid: 12, startedAt: 0, heartbeatAt: 60, study: nil, done: 0,
+        let stopped = WorkerRecord(name: "ward-c-1", host: "ward-c", pid: 12, startedAt: 0, heartbeatAt: 60, study: nil, done: 0, head: "v0001",
                                    stopped: true, silentFor: 500)
         let html = ReviewPages.overview(status([alive, silent, stopped]))
         #expect(html.contains("<h2>Workers</h2>") && html.contains("finished 42.0 studies in the last hour"), "\(html)")
         #expect(html.contains("<td>ward-a-1</td><td>ward-a</td><td>10</td><td>alive</td>"), "\(html)")
         #expect(html.contains("<a href=\"/studies/17\">17</a>"))
+        #expect(html.contains("<td>v0002</td>") && html.contains("<td>v0001</td>"))
         #expect(html.contains("<td>&lt;b&gt;x&lt;/b&gt;</td><td>ward-b</td><td>11</td><td>SILENT for 95 s</td>") && !html.contains("<b>x</b>"))
         #expect(html.contains("<td>ward-c-1</td><td>ward-c</td><td>12</td><td>stopped</td>"))
         #expect(!ReviewPages.overview(status([])).contains("Workers"))

@@ -312,6 +312,9 @@ struct SharedQueueTests {
         let after = try run((0..<8).map { "b\($0)" })
         #expect(Set(after.values.map(\.version)) == ["v0002"], "\(after)")
         #expect(Set(after.values.map(\.worker)).count == 2, "one worker did every study: \(after)")
+        // Each worker's row in the queue names the head it serves now.
+        #expect(try waitFor(10) { try journal.workers().filter { $0.name != "test" }.allSatisfy { $0.head == "v0002" } },
+                "\((try? journal.workers()) ?? [])")
     }
 
     /// Over TCP with a password (SCRAM), as workers on other hosts connect: the password from
