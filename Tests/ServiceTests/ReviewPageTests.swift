@@ -40,16 +40,7 @@ import Testing
             """)
         // A model store of two versions of the test head, the first current: the page promotes
         // the second and rolls back.
-        let (head, meta) = try HeadModel.load(try Fixtures.head())
-        let store = try ModelStore(root: root + "/data/models")
-        for _ in 0..<2 {
-            let metrics = ModelMetrics(
-                created: meta.created, parent: nil, encoder: meta.encoder, headKind: meta.kind, trainingCases: meta.trainingPatients,
-                trainingVolumes: 2, validationCases: meta.validationPatients, validation: nil, parentValidation: nil, tolerance: 0.01,
-                epochs: meta.epochs, trainingSeconds: 1, decision: ModelDecision(status: .pending, reason: "test", date: meta.created))
-            _ = try store.add(head: head, metadata: meta, metrics: metrics)
-        }
-        try store.promote("v0001")
+        let store = try Fixtures.modelStore(root + "/data/models", versions: 2)
         let daemon = try DaemonProcessTests.Spawned(binary: bin, config: config, log: root + "/daemon.log")
         defer { _ = daemon.stop() }
         let src = root + "/src"

@@ -83,6 +83,21 @@ enum Fixtures {
     }
 
     /// Slices kept of each phantom (mid-ventricular), so that tests stay quick.
+    /// A model store with `versions` copies of the test head, the first one current.
+    static func modelStore(_ root: String, versions: Int) throws -> ModelStore {
+        let (head, meta) = try HeadModel.load(try Fixtures.head())
+        let store = try ModelStore(root: root)
+        for _ in 0..<versions {
+            let metrics = ModelMetrics(
+                created: meta.created, parent: nil, encoder: meta.encoder, headKind: meta.kind, trainingCases: meta.trainingPatients,
+                trainingVolumes: 2, validationCases: meta.validationPatients, validation: nil, parentValidation: nil, tolerance: 0.01,
+                epochs: meta.epochs, trainingSeconds: 1, decision: ModelDecision(status: .pending, reason: "test", date: meta.created))
+            _ = try store.add(head: head, metadata: meta, metrics: metrics)
+        }
+        try store.promote("v0001")
+        return store
+    }
+
     static let keptSlices = 4
 
     /// Phantom patient n's cine and truth, rendered once per process.

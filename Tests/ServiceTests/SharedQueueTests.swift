@@ -278,16 +278,7 @@ struct SharedQueueTests {
         let (pg, root) = try peer()
         defer { pg.stop(mode: "immediate"); removeTempFolder(root) }
         let config = try DaemonProcessTests().writeConfig(root, extra: pg.queueSection(lease: 5))
-        let (head, meta) = try HeadModel.load(try Fixtures.head())
-        let store = try ModelStore(root: root + "/data/models")
-        for _ in 0..<2 {
-            let metrics = ModelMetrics(
-                created: meta.created, parent: nil, encoder: meta.encoder, headKind: meta.kind, trainingCases: meta.trainingPatients,
-                trainingVolumes: 2, validationCases: meta.validationPatients, validation: nil, parentValidation: nil, tolerance: 0.01,
-                epochs: meta.epochs, trainingSeconds: 1, decision: ModelDecision(status: .pending, reason: "test", date: meta.created))
-            _ = try store.add(head: head, metadata: meta, metrics: metrics)
-        }
-        try store.promote("v0001")
+        let store = try Fixtures.modelStore(root + "/data/models", versions: 2)
         let journal = try PostgresJournal(config: try ServiceConfig.load(path: config), worker: "test")
         let src = root + "/src.nii.gz"
         _ = try Fixtures.shortCine(23, to: src, frames: 2)
